@@ -1,0 +1,51 @@
+"""What a drafter returns: a plain-sentence draft plus the evidence behind it."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ImageKind = Literal["photo", "illustration", "chart", "screenshot", "logo", "text", "unknown"]
+
+
+class Label(BaseModel):
+    """One thing the backend saw: a class name, how sure it is, and how many."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    score: float = Field(ge=0.0, le=1.0)
+    count: int = Field(default=1, ge=1)
+
+
+class Evidence(BaseModel):
+    """What the backend actually observed, so the merge step and humans can check the draft."""
+
+    model_config = ConfigDict(frozen=True)
+
+    labels: list[Label] = Field(default_factory=list, description="Whole-image classes (e.g. ImageNet).")
+    objects: list[Label] = Field(default_factory=list, description="Detected objects with counts.")
+    faces: int | None = Field(default=None, description="Faces found; None when not measured.")
+    text: str = Field(default="", description="Text read from the image (OCR).")
+    kind: ImageKind = "unknown"
+    greyscale: bool | None = None
+
+
+class ModelRef(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    revision: str | None = None
+    backend: str
+
+
+class Draft(BaseModel):
+    """A drafter's description of one image, before page context is merged in."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    confidence: float = Field(ge=0.0, le=1.0)
+    evidence: Evidence = Field(default_factory=Evidence)
+    model: ModelRef
+    latency_ms: float = Field(ge=0.0)
