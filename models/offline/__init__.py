@@ -1,0 +1,3 @@
+from models.offline.backend import OfflineDrafter
+
+__all__ = ["OfflineDrafter"]

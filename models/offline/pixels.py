@@ -1,0 +1,79 @@
+"""Cheap pixel statistics: greyscale or colour, and what kind of image this is.
+
+No model here, only numpy on a downscaled copy, so it costs about a millisecond.
+The thresholds were chosen on COCO photos and on synthetic charts, logos,
+screenshots and text images generated in the tests; they are heuristics and the
+confidence the composer reports reflects that.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from models.draft import ImageKind
+
+_ANALYSIS_SIDE = 256
+
+
+@dataclass(frozen=True)
+class PixelStats:
+    greyscale: bool
+    top_colour_share: float  # share of pixels in the 8 most common (quantised) colours
+    distinct_colours: int  # distinct quantised colours
+    background_share: float  # share of the single most common colour
+    background_light: bool  # the most common colour is near white
+    edge_density: float  # share of pixels on a strong edge
+
+
+def pixel_stats(image: Image.Image) -> PixelStats:
+    small = image.convert("RGB")
+    small.thumbnail((_ANALYSIS_SIDE, _ANALYSIS_SIDE))
+    rgb = np.asarray(small, dtype=np.int16)
+    # Greyscale: channels agree almost everywhere. JPEG chroma noise gives a few
+    # units of spread even on black-and-white photos, hence the tolerance.
+    spread = rgb.max(axis=2) - rgb.min(axis=2)
+    greyscale = bool(np.percentile(spread, 99) <= 12)
+
+    # 32 levels per channel: fine enough that a photo's gradients spread over hundreds
+    # of colours, coarse enough that JPEG noise on flat graphics stays in a few.
+    quantised = (rgb >> 3).reshape(-1, 3)
+    codes = quantised[:, 0] * 1024 + quantised[:, 1] * 32 + quantised[:, 2]
+    counts = np.bincount(codes, minlength=32768)
+    ordered = np.sort(counts)[::-1]
+    total = float(codes.size)
+
+    dominant = np.argmax(counts)
+    background_light = bool(min(dominant // 1024, (dominant // 32) % 32, dominant % 32) >= 24)  # channels >= 192
+
+    grey = rgb.mean(axis=2)
+    gx = np.abs(np.diff(grey, axis=1))
+    gy = np.abs(np.diff(grey, axis=0))
+    edges = (gx[:-1, :] > 40) | (gy[:, :-1] > 40)
+    return PixelStats(
+        greyscale=greyscale,
+        top_colour_share=float(ordered[:8].sum() / total),
+        distinct_colours=int((counts > total * 0.001).sum()),
+        background_share=float(ordered[0] / total),
+        background_light=background_light,
+        edge_density=float(edges.mean()),
+    )
+
+
+def image_kind(stats: PixelStats, *, text_area: float, text_chars: int, object_count: int) -> ImageKind:
+    """Classify the medium from pixel stats plus how much text OCR found.
+
+    ``text_area`` is the share of the image covered by OCR boxes.
+    """
+    # Measured: generated charts, logos and flat drawings (PNG or JPEG) have >= 0.95 of
+    # their pixels in 8 colours; COCO photos 0.05-0.76, a night shot 0.90.
+    flat = stats.top_colour_share >= 0.93 and stats.distinct_colours <= 40
+    if text_area > 0.25 or (text_chars >= 40 and flat):
+        return "screenshot" if stats.background_share < 0.85 and text_chars >= 80 else "text"
+    if flat and stats.background_light and stats.background_share > 0.5 and text_chars >= 4 and object_count == 0:
+        # a large plain background, a few solid colours and axis labels
+        return "chart"
+    if flat and object_count == 0:
+        return "logo" if stats.distinct_colours <= 15 and text_chars < 25 else "illustration"
+    return "photo"

@@ -1,0 +1,48 @@
+"""The one path from image + page context to AltResult. CLI, HTTP API and evaluation all call this."""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from models.base import Drafter
+from models.imageio import LoadedImage, load_image
+from service.merge import merge
+from service.result import AltResult, PageContext
+from service.settings import Settings, get_settings
+
+ImageSource = bytes | str | os.PathLike | LoadedImage
+
+
+def _hint(page: PageContext) -> str | None:
+    parts = [p for p in (page.caption, page.context) if p]
+    return "\n".join(parts) if parts else None
+
+
+def describe_batch(
+    drafter: Drafter,
+    images: Sequence[ImageSource],
+    pages: Sequence[PageContext] | None = None,
+    settings: Settings | None = None,
+) -> list[AltResult]:
+    """Describe many images in one drafter batch. Bad images raise models.imageio.ImageError."""
+    settings = settings or get_settings()
+    pages = list(pages) if pages is not None else [PageContext() for _ in images]
+    if len(pages) != len(images):
+        raise ValueError("images and pages must have the same length")
+    loaded = [
+        src
+        if isinstance(src, LoadedImage)
+        else load_image(src, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+        for src in images
+    ]
+    drafts = drafter.draft([li.image for li in loaded], [_hint(p) for p in pages])
+    return [
+        merge(d, p, max_chars=p.max_chars or settings.max_chars, review_below=settings.review_below)
+        for d, p in zip(drafts, pages)
+    ]
+
+
+def describe(
+    drafter: Drafter, image: ImageSource, page: PageContext | None = None, settings: Settings | None = None
+) -> AltResult:
+    return describe_batch(drafter, [image], [page or PageContext()], settings)[0]

@@ -1,0 +1,37 @@
+"""What the service takes about an image's page, and what it answers."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.draft import Draft
+
+Role = Literal["informative", "decorative", "functional", "complex", "text"]
+Source = Literal["human", "merged", "draft", "caption"]
+
+
+class PageContext(BaseModel):
+    """What the page already says about the image. All of it is untrusted text."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    caption: str | None = Field(None, max_length=5000, description="Caption shown with the image, if any.")
+    context: str | None = Field(None, max_length=20000, description="Surrounding text or page title.")
+    role: Role = "informative"
+    lang: str = Field("en", min_length=2, max_length=35, description="BCP 47 language of the page.")
+    existing_alt: str | None = Field(None, max_length=5000, description="Alt text the image has now.")
+    max_chars: int | None = Field(None, ge=20, le=1000, description="Length budget; default from settings.")
+
+
+class AltResult(BaseModel):
+    alt: str = Field(description='Alt text to use; "" for a decorative image.')
+    decorative: bool = False
+    long_description: str | None = None
+    confidence: float = Field(ge=0.0, le=1.0)
+    needs_review: bool
+    warnings: list[str] = Field(default_factory=list, description="Machine-readable codes.")
+    source: Source
+    ai_generated: bool
+    proposal: str | None = Field(None, description="Suggested replacement when existing human alt is kept.")
+    draft: Draft | None = None
