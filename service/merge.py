@@ -1,53 +1,329 @@
-"""Draft + page context -> AltResult.
+"""Draft + page context -> alt text people can trust (WCAG 1.1.1, the W3C alt decision tree).
 
-For now this keeps only the rules that protect users from day one (decorative images
-get alt="", existing human alt is never replaced silently, low confidence is flagged);
-the full merge and WCAG policy engine replaces the pass-through of the draft text.
+Order of decisions:
+1. decorative -> alt="".
+2. functional (image in a link or button) -> the purpose, not the picture.
+3. text -> the words in the image.
+4. informative / complex -> the draft, grounded in the caption's names and
+   complementing a visible caption, or carrying its key facts when the caption is
+   not shown; complex images also get a long description.
+5. existing human alt is kept unless it fails a quality rule, and then ours is only
+   proposed, with reasons.
+Every step is deterministic: the same input gives the same output.
 """
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from urllib.parse import unquote, urlsplit
+
 from models.draft import Draft
-from service.result import AltResult, PageContext
+from service import entities
+from service.result import AltResult, PageContext, Source
+from service.text import containment, fit, lower_first, sanitise, sentences, strip_credits, upper_first
+
+POLICY_VERSION = "2026-11-27.1"  # part of the cache key: bump when output for the same input changes
+OUTPUT_LANGUAGES = frozenset({"en"})
+CAPTION_CONFIDENCE = 0.7  # a human wrote the caption, but it may not describe the picture
+
+# --- the alt text's own form ------------------------------------------------------------
+
+_OPENER = re.compile(
+    r"^(?:(?:this|the|an?)\s+)?(?:(?P<bw>black[- ]and[- ]white|monochrome|greyscale|grayscale)\s+)?"
+    r"(?:image|picture|photo|photograph|pic|graphic|img)\s+(?:of|showing|shows|that shows|depicting|with)\s+",
+    re.I,
+)
+_URL = re.compile(r"\b(?:https?://|www\.)\S+", re.I)
+_FILENAME = re.compile(r"\b[\w.-]+\.(?:jpe?g|png|gif|webp|bmp|tiff?|avif|svg|heic)\b", re.I)
+_CAMERA_NAME = re.compile(r"^(?:IMG|DSC|DSCN|DCIM|PXL|MVIMG|Screenshot|Screen Shot|image|photo)[ _-]?\d+", re.I)
+PLACEHOLDERS = frozenset("""
+image picture photo photograph img graphic alt alt-text untitled spacer banner icon placeholder null none
+todo tbd n/a na thumbnail thumb figure logo
+""".split()) | {"alt text", "image placeholder", "no description", "insert alt text"}
 
 
-def merge(draft: Draft, page: PageContext, *, max_chars: int, review_below: float) -> AltResult:
+def polish(text: str) -> str:
+    """Clean form: no 'image of' opener (unless the medium matters), no URL or file
+    name, sentence case, ends with a full stop. Idempotent."""
+    text = _FILENAME.sub("", _URL.sub("", sanitise(text)))
+    if not re.search(r"[^\W_]", text):
+        return ""  # punctuation alone says nothing
+    text = strip_credits(text)[0]  # a model can echo a watermark or credit line too
+    text = re.sub(r"([.!?])(?:\s*[.!?])+", r"\1", re.sub(r"\s+([.,;:!?])", r"\1", text))
+    opener = _OPENER.match(text)
+    if opener:
+        rest = text[opener.end():]
+        text = f"Black-and-white photograph: {rest}" if opener.group("bw") else upper_first(rest)
+    text = " ".join(text.split()).strip(" ,;:-")
+    if not text:
+        return ""
+    text = upper_first(text)
+    return text if text.endswith((".", "!", "?", "”", '"', ")")) else text + "."
+
+
+def finalise(text: str, budget: int) -> tuple[str, bool]:
+    """polish, then cut to the budget at a clause boundary. Returns (alt, was_cut)."""
+    return fit(polish(text), budget)
+
+
+# --- existing alt -----------------------------------------------------------------------
+
+
+def existing_alt_problems(alt: str, page: PageContext, budget: int) -> list[str]:
+    """Why a human's alt text fails the quality rules (empty list: it passes)."""
+    text = sanitise(alt, limit=100_000)
+    bare = text.strip(" .").lower()
+    if not bare:
+        return ["existing_alt_empty"] if page.role != "decorative" else []
+    problems = []
+    if _FILENAME.search(text) or _CAMERA_NAME.match(text) or re.fullmatch(r"[\w-]+\.\w{2,4}", bare):
+        problems.append("existing_alt_filename")
+    if bare in PLACEHOLDERS:
+        problems.append("existing_alt_placeholder")
+    if len(text) > 2 * budget:
+        problems.append("existing_alt_too_long")
+    if not strip_credits(text)[0]:
+        problems.append("existing_alt_credit_only")
+    caption = sanitise(page.caption)
+    if caption and page.caption_visible and containment(text, caption) >= 0.9 and containment(caption, text) >= 0.9:
+        problems.append("existing_alt_duplicates_caption")
+    return problems
+
+
+# --- grounding --------------------------------------------------------------------------
+
+_ONE_PERSON = re.compile(
+    r"\b(?:a|an|the|one)\s+(?:(?:young|old|older|elderly|smiling|seated|standing)\s+)?"
+    r"(?:person|man|woman|boy|girl|child|gentleman|lady)\b",
+    re.I,
+)
+_MANY_PEOPLE = re.compile(r"\b(?:people|persons|men|women|children|crowd|group|team|couple|two|three|four|several)\b", re.I)
+
+
+def _people_seen(draft: Draft) -> int | None:
+    """How many people the evidence shows; None when the backend does not count."""
+    ev = draft.evidence
+    if ev.objects or ev.faces is not None:
+        people = sum(o.count for o in ev.objects if o.name == "person")
+        return people or (ev.faces or 0)
+    # Backends that only give text (VLMs): trust the sentence only when it is unambiguous.
+    if _MANY_PEOPLE.search(draft.text):
+        return None
+    return 1 if len(_ONE_PERSON.findall(draft.text)) == 1 else None
+
+
+def ground(text: str, draft: Draft, caption: str, nlp_mode: str) -> tuple[str, str | None]:
+    """Replace a generic person noun by the caption's one named person, when exactly one
+    person is seen and exactly one is named. Returns (text, name used or None)."""
+    if not caption or _people_seen(draft) != 1:
+        return text, None
+    people = [e.text for e in entities.find_entities(caption, nlp_mode) if e.kind == "person"]
+    if len(people) != 1 or people[0].lower() in text.lower():
+        return text, None
+    match = _ONE_PERSON.search(text)
+    if not match:
+        return text, None
+    grounded = text[: match.start()] + people[0] + text[match.end():]
+    return upper_first(grounded), people[0]
+
+
+def _caption_subject(caption: str, nlp_mode: str) -> str | None:
+    """The caption's lead noun phrase when short: who or what the picture is of.
+
+    With spaCy: the first sentence's grammatical subject, or the whole sentence when it
+    is a title with no verb ("USS Texas", "Alley in Richmond"). Without it: only a run of
+    capitalised words (a proper name), since imperative text ("Ignore the image") must
+    never be mistaken for a subject.
+    """
+    first = sentences(caption)[0].rstrip(".") if caption else ""
+    if not first:
+        return None
+    if entities.backend(nlp_mode) == "spacy":
+        doc = entities._spacy()(first)
+        root = next((t for t in doc if t.dep_ == "ROOT"), None)
+        if root is not None and root.pos_ in ("VERB", "AUX"):
+            subject = next((t for t in root.children if t.dep_ in ("nsubj", "nsubjpass")), None)
+            if subject is None or subject.pos_ == "PRON":
+                return None
+            span = doc[subject.left_edge.i: subject.right_edge.i + 1].text
+        else:
+            span = re.split(r"[,;:(—–]", first)[0]
+    else:
+        span = re.split(r"[,;:(—–]", first)[0]
+        if not re.fullmatch(r"(?:[A-Z0-9][\w’'.-]*)(?:\s+(?:of|the|de|van|von|and|[A-Z0-9][\w’'.-]*))*", span):
+            return None
+    span = span.strip(" .")
+    if not span or len(span.split()) > 6 or len(span) > 60:
+        return None
+    return span
+
+
+# --- functional images ------------------------------------------------------------------
+
+_DOWNLOADS = {"pdf": "PDF", "doc": "Word", "docx": "Word", "xls": "Excel", "xlsx": "Excel", "csv": "CSV",
+              "ppt": "PowerPoint", "pptx": "PowerPoint", "zip": "ZIP", "epub": "EPUB", "mp3": "MP3", "mp4": "MP4"}
+
+
+def link_purpose(href: str | None) -> str | None:
+    """What following a link does, from its address alone."""
+    if not href:
+        return None
+    href = sanitise(href, limit=2000)
+    parts = urlsplit(href)
+    if parts.scheme == "mailto":
+        return f"Email {unquote(parts.path)}"
+    if parts.scheme == "tel":
+        return f"Call {unquote(parts.path)}"
+    path = PurePosixPath(unquote(parts.path or "/"))
+    if "q=" in parts.query or path.name.lower() in ("search", "find"):
+        return "Search"
+    if str(path) in ("/", ".", "") or path.stem.lower() in ("index", "home", "default"):
+        return "Home" if not parts.netloc else f"{parts.netloc.removeprefix('www.')} home page"
+    words = re.sub(r"[-_+.]+", " ", path.stem).strip()
+    kind = _DOWNLOADS.get(path.suffix.lower().lstrip("."))
+    if kind:
+        return f"Download {words} ({kind})"
+    return upper_first(words) if words else None
+
+
+# --- the merge ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Out:
+    alt: str
+    source: Source
+    confidence: float
+    warnings: list[str] = field(default_factory=list)
+    long_description: str | None = None
+    review: bool = False  # a rule, not the confidence, asks for review
+
+
+def merge(
+    draft: Draft, page: PageContext, *, max_chars: int = 125, review_below: float = 0.5, nlp_mode: str = "auto"
+) -> AltResult:
+    budget = page.max_chars or max_chars
     if page.role == "decorative":
-        return AltResult(
-            alt="", decorative=True, confidence=1.0, needs_review=False, source="human", ai_generated=False, draft=draft
-        )
-    warnings = []
-    if draft.confidence < review_below:
-        warnings.append("low_confidence")
-    alt = _fit(draft.text, max_chars)
-    if alt != draft.text:
-        warnings.append("truncated")
-    if page.existing_alt and page.existing_alt.strip():
-        # Human alt stays; ours is offered for a person to compare.
-        return AltResult(
-            alt=page.existing_alt.strip(),
-            confidence=draft.confidence,
-            needs_review=False,
-            warnings=warnings,
-            source="human",
-            ai_generated=False,
-            proposal=alt,
-            draft=draft,
-        )
+        return AltResult(alt="", decorative=True, confidence=1.0, needs_review=False, source="human",
+                         ai_generated=False, draft=draft)
+
+    caption, medium = strip_credits(sanitise(page.caption)) if page.caption else ("", None)
+    if page.role == "functional":
+        out = _functional(draft, page, budget)
+    elif page.role == "text":
+        out = _text(draft, budget)
+    else:
+        out = _informative(draft, page, caption, medium, budget, nlp_mode)
+        if page.role == "complex":
+            out.long_description = _long_description(draft, caption, sanitise(page.context))
+
+    if not out.alt and page.role in ("informative", "complex"):
+        # Never empty for an informative image: a screen reader would read the file name.
+        kind = draft.evidence.kind if draft.evidence.kind not in ("unknown", "photo") else "photograph"
+        out.alt, out.review = f"{kind.capitalize()}.", True
+        out.warnings.append("no_description")
+
+    primary = page.lang.split("-")[0].lower()
+    if primary not in OUTPUT_LANGUAGES:
+        out.warnings.append("language_mismatch")
+        out.review = True
+    if caption and page.caption_visible and out.alt and containment(out.alt, caption) >= 0.8:
+        out.warnings.append("caption_duplicate")
+    needs_review = out.review or out.confidence < review_below
+    if out.confidence < review_below:
+        out.warnings.append("low_confidence")
+
+    if page.existing_alt is not None:
+        problems = existing_alt_problems(page.existing_alt, page, budget)
+        kept = sanitise(page.existing_alt, limit=100_000)
+        if not problems:
+            return AltResult(alt=kept, confidence=1.0, needs_review=False, source="human", ai_generated=False,
+                             long_description=out.long_description, draft=draft)
+        # Never replaced silently: the human's text stays until a person accepts ours.
+        return AltResult(alt=kept, confidence=out.confidence, needs_review=True, source="human",
+                         ai_generated=False, warnings=problems + out.warnings, proposal=out.alt,
+                         long_description=out.long_description, draft=draft)
+
     return AltResult(
-        alt=alt,
-        confidence=draft.confidence,
-        needs_review=draft.confidence < review_below,
-        warnings=warnings,
-        source="draft",
-        ai_generated=True,
-        draft=draft,
+        alt=out.alt, confidence=round(out.confidence, 3), needs_review=needs_review,
+        warnings=list(dict.fromkeys(out.warnings)), source=out.source, ai_generated=out.source != "human",
+        long_description=out.long_description, draft=draft,
     )
 
 
-def _fit(text: str, max_chars: int) -> str:
-    """Cut to the budget at a word boundary, never mid-word."""
-    text = " ".join(text.split())
-    if len(text) <= max_chars:
-        return text
-    cut = text[: max_chars - 1].rsplit(" ", 1)[0].rstrip(",;:")
-    return cut + "…"
+def _informative(draft: Draft, page: PageContext, caption: str, medium: str | None, budget: int,
+                 nlp_mode: str) -> _Out:
+    text = polish(draft.text)
+    text, name = ground(text, draft, caption, nlp_mode)
+    source: Source = "merged" if name else "draft"
+    confidence = draft.confidence
+
+    if caption and not page.caption_visible:
+        # Nobody sees the caption: the alt carries its key facts, then what the draft adds.
+        facts = polish(sentences(caption)[0])
+        if medium and medium not in ("photo", "photograph", "picture", "image"):
+            facts = f"{medium.capitalize()}: {lower_first(facts)}"
+        alt, cut = fit(facts, budget)
+        adds = containment(text, facts) < 0.5 and draft.confidence >= 0.5
+        if adds and len(alt) + 1 + len(text) <= budget:
+            alt, source = f"{alt} {text}", "merged"
+        else:
+            source = "caption"
+        confidence = max(CAPTION_CONFIDENCE, draft.confidence)
+        return _Out(alt, source, confidence, ["truncated"] if cut else [])
+
+    if caption and not name:
+        # A visible caption: say what the picture shows and who or what it is of,
+        # without repeating the caption's sentence.
+        subject = _caption_subject(caption, nlp_mode)
+        names_person = subject and any(e.kind == "person" for e in entities.find_entities(subject, nlp_mode))
+        if names_person and _people_seen(draft) != 1:
+            subject = None  # a person's name only when exactly one person is seen
+        if subject and containment(subject, text) < 0.5 and containment(text, caption) < 0.8:
+            medium_prefix, _, rest = text.partition(": ") if ": " in text[:40] else ("", "", text)
+            text = f"{medium_prefix}: {subject}, {lower_first(rest)}" if medium_prefix else f"{subject}: {lower_first(rest)}"
+            source = "merged"
+    alt, cut = fit(text, budget)
+    return _Out(alt, source, confidence, ["truncated"] if cut else [])
+
+
+def _functional(draft: Draft, page: PageContext, budget: int) -> _Out:
+    if page.link_text and sanitise(page.link_text):
+        # The link already says where it goes; repeating it makes screen readers say it twice.
+        return _Out("", "human", 1.0, ["redundant_with_link_text"])
+    purpose = sanitise(page.action, limit=200) or None
+    source: Source = "human"
+    if not purpose and draft.evidence.text:
+        purpose, source = " ".join(draft.evidence.text.split()), "draft"  # a logo or icon label
+    if not purpose:
+        purpose, source = link_purpose(page.link_href), "merged"
+    if not purpose:
+        alt, _ = fit(polish(draft.text), budget)
+        return _Out(alt, "draft", draft.confidence, ["functional_purpose_unknown"], review=True)
+    alt, cut = fit(upper_first(purpose.rstrip(".")), budget)
+    alt = alt.rstrip(".")  # a link name, not a sentence
+    confidence = 0.9 if source == "human" else max(0.6, draft.confidence)
+    return _Out(alt, source, confidence, ["truncated"] if cut else [])
+
+
+def _text(draft: Draft, budget: int) -> _Out:
+    words = " ".join(draft.evidence.text.split())
+    if not words:
+        alt, _ = fit(polish(draft.text), budget)
+        return _Out(alt, "draft", draft.confidence, ["no_text_found"], review=True)
+    alt, cut = fit(words, budget)
+    out = _Out(alt if cut else words, "draft", max(draft.confidence, 0.6))
+    if cut:
+        out.warnings.append("truncated")
+        out.long_description = draft.evidence.text
+    return out
+
+
+def _long_description(draft: Draft, caption: str, context: str) -> str | None:
+    parts = [caption, polish(draft.text)]
+    if draft.evidence.text:
+        parts.append("Text in the image: " + " / ".join(draft.evidence.text.splitlines()))
+    if context:
+        parts.append(fit(context, 600)[0])
+    return "\n\n".join(p for p in parts if p) or None

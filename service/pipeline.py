@@ -9,12 +9,15 @@ from models.imageio import LoadedImage, load_image
 from service.merge import merge
 from service.result import AltResult, PageContext
 from service.settings import Settings, get_settings
+from service.text import sanitise, strip_credits
 
 ImageSource = bytes | str | os.PathLike | LoadedImage
 
 
 def _hint(page: PageContext) -> str | None:
-    parts = [p for p in (page.caption, page.context) if p]
+    """Page text a promptable model may read: cleaned, credit lines removed, short."""
+    caption = strip_credits(sanitise(page.caption))[0] if page.caption else ""
+    parts = [p for p in (caption, sanitise(page.context, limit=500)) if p]
     return "\n".join(parts) if parts else None
 
 
@@ -37,7 +40,7 @@ def describe_batch(
     ]
     drafts = drafter.draft([li.image for li in loaded], [_hint(p) for p in pages])
     return [
-        merge(d, p, max_chars=p.max_chars or settings.max_chars, review_below=settings.review_below)
+        merge(d, p, max_chars=settings.max_chars, review_below=settings.review_below, nlp_mode=settings.nlp)
         for d, p in zip(drafts, pages)
     ]
 

@@ -16,9 +16,17 @@ class PageContext(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    caption: str | None = Field(None, max_length=5000, description="Caption shown with the image, if any.")
+    caption: str | None = Field(None, max_length=5000, description="Caption that goes with the image, if any.")
+    caption_visible: bool = Field(
+        True, description="The caption is shown next to the image (a figcaption), so the alt must not repeat it."
+    )
     context: str | None = Field(None, max_length=20000, description="Surrounding text or page title.")
     role: Role = "informative"
+    link_href: str | None = Field(None, max_length=2000, description="Where the image links to (functional).")
+    link_text: str | None = Field(
+        None, max_length=500, description="Visible text inside the same link or button, beside the image."
+    )
+    action: str | None = Field(None, max_length=200, description="Button or link purpose if known, e.g. 'Search'.")
     lang: str = Field("en", min_length=2, max_length=35, description="BCP 47 language of the page.")
     existing_alt: str | None = Field(None, max_length=5000, description="Alt text the image has now.")
     max_chars: int | None = Field(None, ge=20, le=1000, description="Length budget; default from settings.")
@@ -27,11 +35,11 @@ class PageContext(BaseModel):
 class AltResult(BaseModel):
     alt: str = Field(description='Alt text to use; "" for a decorative image.')
     decorative: bool = False
-    long_description: str | None = None
+    long_description: str | None = Field(None, description="Fuller description for charts, diagrams and maps.")
     confidence: float = Field(ge=0.0, le=1.0)
     needs_review: bool
     warnings: list[str] = Field(default_factory=list, description="Machine-readable codes.")
     source: Source
     ai_generated: bool
-    proposal: str | None = Field(None, description="Suggested replacement when existing human alt is kept.")
+    proposal: str | None = Field(None, description="Our suggestion when existing human alt is kept but fails a rule.")
     draft: Draft | None = None

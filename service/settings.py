@@ -20,6 +20,9 @@ class Settings(BaseSettings):
 
     max_chars: int = Field(125, ge=20, le=1000, description="Alt text length budget.")
     review_below: float = Field(0.5, ge=0.0, le=1.0, description="Confidence under which needs_review is set.")
+    nlp: Literal["auto", "spacy", "rules"] = Field(
+        "auto", description="Entity finder for grounding names: spaCy when installed, else rules."
+    )
 
     max_image_bytes: int = Field(20 * 2**20, ge=1024)
     max_image_pixels: int = Field(40_000_000, ge=1024)
