@@ -70,24 +70,25 @@ def finalise(text: str, budget: int) -> tuple[str, bool]:
 # --- existing alt -----------------------------------------------------------------------
 
 
-def existing_alt_problems(alt: str, page: PageContext, budget: int) -> list[str]:
-    """Why a human's alt text fails the quality rules (empty list: it passes)."""
+def alt_problems(alt: str, page: PageContext, budget: int) -> list[str]:
+    """Why an alt text fails the quality rules (empty list: it passes). Applied to a
+    human's existing alt and to our own output alike."""
     text = sanitise(alt, limit=100_000)
     bare = text.strip(" .").lower()
     if not bare:
-        return ["existing_alt_empty"] if page.role != "decorative" else []
+        return ["empty"] if page.role != "decorative" else []
     problems = []
     if _FILENAME.search(text) or _CAMERA_NAME.match(text) or re.fullmatch(r"[\w-]+\.\w{2,4}", bare):
-        problems.append("existing_alt_filename")
+        problems.append("filename")
     if bare in PLACEHOLDERS:
-        problems.append("existing_alt_placeholder")
+        problems.append("placeholder")
     if len(text) > 2 * budget:
-        problems.append("existing_alt_too_long")
+        problems.append("too_long")
     if not strip_credits(text)[0]:
-        problems.append("existing_alt_credit_only")
+        problems.append("credit_only")
     caption = sanitise(page.caption)
     if caption and page.caption_visible and containment(text, caption) >= 0.9 and containment(caption, text) >= 0.9:
-        problems.append("existing_alt_duplicates_caption")
+        problems.append("duplicates_caption")
     return problems
 
 
@@ -230,12 +231,16 @@ def merge(
         out.review = True
     if caption and page.caption_visible and out.alt and containment(out.alt, caption) >= 0.8:
         out.warnings.append("caption_duplicate")
+    if out.alt and page.role in ("informative", "complex"):
+        own = [p for p in alt_problems(out.alt, page, budget) if p != "duplicates_caption"]  # reported above
+        out.warnings += [f"poor_alt_{p}" for p in own]
+        out.review = out.review or bool(own)
     needs_review = out.review or out.confidence < review_below
     if out.confidence < review_below:
         out.warnings.append("low_confidence")
 
     if page.existing_alt is not None:
-        problems = existing_alt_problems(page.existing_alt, page, budget)
+        problems = [f"existing_alt_{p}" for p in alt_problems(page.existing_alt, page, budget)]
         kept = sanitise(page.existing_alt, limit=100_000)
         if not problems:
             return AltResult(alt=kept, confidence=1.0, needs_review=False, source="human", ai_generated=False,
