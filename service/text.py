@@ -137,16 +137,24 @@ def fit(text: str, budget: int) -> tuple[str, bool]:
     head = text[:budget]  # a cut at position < budget leaves room for the closing full stop
     for boundary in (
         r"[.!?](?=\s)",  # a sentence
-        r"[;:—–](?=\s)|,(?=\s)|\s(?:and|but|while|as|during|with|after|before|where|which|who)\s",  # a clause
+        r"[;:—–](?=\s)|,(?=\s)",  # a clause set off by punctuation
+        r"\s(?:and|but|while|as|during|with|after|before|where|which|who)\s",  # a clause
         r"\s(?:on|in|at|of|for|to|from|by|near|under|over|behind|beside)\s",  # a phrase
     ):
-        cuts = [m.start() for m in re.finditer(boundary, head) if m.start() >= budget * 0.3 and _balanced(head[: m.start()])]
+        cuts = [
+            m.start() for m in re.finditer(boundary, head)
+            if m.start() >= budget * 0.3 and _balanced(head[: m.start()]) and not _TIME_WORD.search(head[: m.start()])
+        ]
         if cuts:
             cut = head[: cuts[-1]].rstrip(" ,;:—–")
             return _close(cut), True
     cut = text[: budget - 1]
     cut = (cut.rsplit(" ", 1)[0] if text[budget - 1] != " " else cut).rstrip(" ,;:—–")
     return _close(cut), True
+
+
+# "moments after", "minutes before": the time word belongs to the clause that follows
+_TIME_WORD = re.compile(r"\b(?:moments|seconds|minutes|hours|days|weeks|months|years|shortly|soon|just|right|long)$", re.I)
 
 
 def _balanced(text: str) -> bool:
@@ -164,7 +172,7 @@ def _close(text: str) -> str:
     if text.count('"') % 2:
         text = text[: text.rfind('"')].rstrip(" ,;:")
     text = _DANGLING.sub("", text).rstrip(" ,;:")
-    return text if text.endswith((".", "!", "?", ")", "”", '"')) else text + "."
+    return text if text.endswith((".", "!", "?", "”", '"')) else text + "."
 
 
 # --- words -------------------------------------------------------------------------------

@@ -151,3 +151,9 @@ def test_sentences_respects_abbreviations():
 def test_containment_is_word_overlap_not_exact_match():
     assert containment("Two cats sleeping on shoes", "Our two cats, sleeping on a pair of shoes") == 1.0
     assert containment("A red bus", "Two cats") == 0.0
+
+
+def test_seed_caption_table_in_docs_is_current():
+    from evaluation.seed_table import TABLE, render
+
+    assert TABLE.read_text(encoding="utf-8") == render(), "run: python -m evaluation.seed_table"
