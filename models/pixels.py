@@ -81,7 +81,8 @@ def image_kind(stats: PixelStats, *, text_area: float, text_chars: int, object_c
     # Measured: generated charts, logos and flat drawings (PNG or JPEG) have >= 0.95 of
     # their pixels in 8 colours; COCO photos 0.05-0.76, a night shot 0.90.
     flat = stats.top_colour_share >= 0.93 and stats.distinct_colours <= 40
-    if text_area > 0.25 or (text_chars >= 40 and flat):
+    # A sign or poster in a photo is still a photo: objects and natural colours say so.
+    if (text_area > 0.25 and (flat or object_count == 0)) or (text_chars >= 40 and flat):
         return "screenshot" if stats.background_share < 0.85 and text_chars >= 80 else "text"
     if flat and stats.background_light and stats.background_share > 0.5 and text_chars >= 4 and object_count == 0:
         # a large plain background, a few solid colours and axis labels

@@ -44,6 +44,8 @@ def test_kinds_of_image(encode):
     assert image_kind(logo, text_area=0.0, text_chars=0, object_count=0) == "logo"
     photo = pixel_stats(encode(coco_fixture("000000020247")))
     assert image_kind(photo, text_area=0.0, text_chars=0, object_count=0) == "photo"
+    # a bus covered in a poster: lots of text, but a photo of things
+    assert image_kind(photo, text_area=0.4, text_chars=90, object_count=2) == "photo"
     page = pixel_stats(encode(Image.new("RGB", (400, 300), "white")))
     assert image_kind(page, text_area=0.4, text_chars=120, object_count=0) == "text"
 
