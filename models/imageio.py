@@ -6,23 +6,27 @@ Nothing is decoded before both caps have been checked.
 """
 from __future__ import annotations
 
-import base64
 import hashlib
-import importlib.util
 import io
 import math
 import os
 import re
 import stat
-import subprocess
-import sys
 from dataclasses import dataclass
 from typing import Union
-from xml.etree import ElementTree as ET
-from xml.parsers import expat
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from models import svg
+from models.errors import (
+    ImageError,
+    ImageNotFound,
+    ImageTooLarge,
+    InvalidImage,
+    InvalidSource,
+    UnsupportedMediaType,
+)
 
 __all__ = [
     "ImageError",
@@ -35,7 +39,6 @@ __all__ = [
     "load_image",
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_PIXELS",
-    "SVG_SUPPORTED",
 ]
 
 DEFAULT_MAX_BYTES = 20 * 2**20
@@ -46,80 +49,6 @@ DEFAULT_MAX_PIXELS = 40_000_000
 _ALLOWED = {"JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "AVIF"}
 _ALIASES = {"MPO": "JPEG"}
 _MAX_TIFF_PAGES = 1000  # TIFF page counts are reported up to this
-
-# SVG: rendered by resvg (Rust) in a child process, because hostile SVGs can make
-# resvg abort the whole process on a failed allocation or spin for minutes; the
-# child runs under memory/CPU rlimits and a wall-clock timeout.
-SVG_SUPPORTED = importlib.util.find_spec("resvg_py") is not None
-SVG_MAX_SIDE = 1024          # SVGs are scaled to fit this box (up or down)
-SVG_TIMEOUT_S = 10.0
-SVG_MEMORY_BYTES = 1 << 30
-_SVG_MAX_ELEMENTS = 100_000  # bounds our own parse tree before anything renders
-_SVG_MAX_DEPTH = 256         # also keeps ElementTree's recursive serialiser safe
-_SVG_NS = "http://www.w3.org/2000/svg"
-_SVG_EMBEDDED = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp"}
-
-
-# ----------------------------------------------------------------------------- errors
-
-
-class ImageError(Exception):
-    """Any refusal. ``code`` is the stable machine-readable contract (it is the HTTP
-    API's error code); ``reason`` is finer detail; ``str(err)`` is for humans."""
-
-    code = "invalid_image"
-
-    def __init__(self, reason: str, message: str, *, code: str | None = None):
-        super().__init__(message)
-        if code is not None:
-            self.code = code
-        self.reason = reason
-        self.message = message
-
-    def __reduce__(self):  # keep code/reason across pickling (process pools)
-        return (_restore_error, (type(self), self.code, self.reason, self.message))
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(code={self.code!r}, reason={self.reason!r}, message={self.message!r})"
-
-
-def _restore_error(cls, code, reason, message):
-    err = cls.__new__(cls)
-    ImageError.__init__(err, reason, message, code=code)
-    return err
-
-
-class InvalidImage(ImageError):
-    """reasons: ``empty``, ``truncated`` (decode failed after a valid header),
-    ``corrupt`` (header undecodable), ``unsafe_svg`` (SVG declaring XML entities)."""
-
-    code = "invalid_image"
-
-
-class ImageTooLarge(ImageError):
-    """reasons: ``bytes``, ``pixels``, ``svg_complexity`` (too many elements/too deep,
-    or rendering ran out of its memory/time budget)."""
-
-    code = "image_too_large"
-
-
-class UnsupportedMediaType(ImageError):
-    """reason: the detected format name (e.g. ``ICO``, ``SVG``) or ``unknown``."""
-
-    code = "unsupported_media_type"
-
-
-class ImageNotFound(ImageError):
-    """Local path problems. reasons: ``missing``, ``not_a_file``, ``unreadable``."""
-
-    code = "not_found"
-
-
-class InvalidSource(ImageError):
-    """The source itself is not something this loader takes. reason: ``url``."""
-
-    code = "invalid_source"
-
 
 # ----------------------------------------------------------------------------- result
 
@@ -156,10 +85,10 @@ def load_image(
         raise ImageTooLarge("bytes", f"The image is {len(data)} bytes; the limit is {max_bytes}.")
     digest = hashlib.sha256(data).hexdigest()
 
-    if _looks_like_svg(data):
-        svg = _load_svg(data, max_pixels, digest)
-        if svg is not None:
-            return svg
+    if svg.looks_like_svg(data):
+        rendered = _load_svg(data, max_pixels, digest)
+        if rendered is not None:
+            return rendered
     return _load_raster(data, max_pixels, digest)
 
 
@@ -317,25 +246,17 @@ def _to_8bit(im: Image.Image) -> Image.Image:
 # ----------------------------------------------------------------------------- svg
 
 
-def _looks_like_svg(data: bytes) -> bool:
-    return data.removeprefix(b"\xef\xbb\xbf").lstrip()[:1] == b"<" and b"<svg" in data
-
-
-class _NotSvg(Exception):
-    pass
-
-
 def _load_svg(data: bytes, max_pixels: int, digest: str) -> LoadedImage | None:
     """None when the document's root is not <svg> (HTML etc.): the caller then
     reports it as an unknown, unsupported type."""
     try:
-        clean = _sanitize_svg(data, max_pixels)
-    except _NotSvg:
+        clean = svg.sanitize(data, max_pixels)
+    except svg.NotSvg:
         return None
-    if not SVG_SUPPORTED:
+    if not svg.SUPPORTED:
         raise UnsupportedMediaType("SVG", "SVG images are not supported on this server.")
-    side = max(1, min(SVG_MAX_SIDE, math.isqrt(max_pixels)))
-    png = _render_svg(clean, side)
+    side = max(1, min(svg.MAX_SIDE, math.isqrt(max_pixels)))
+    png = svg.render(clean, side)
     try:
         with Image.open(io.BytesIO(png), formats=["PNG"]) as im:
             if im.width * im.height > side * side:  # the renderer is trusted to fit the box; verify
@@ -349,133 +270,3 @@ def _load_svg(data: bytes, max_pixels: int, digest: str) -> LoadedImage | None:
     return LoadedImage(rgb, "SVG", rgb.width, rgb.height, digest, had_alpha, 1)
 
 
-def _sanitize_svg(data: bytes, max_pixels: int) -> str:
-    """Parse with expat and re-serialise, so the renderer only ever sees a document
-    with no DTD, no entities and no references outside itself.
-
-    - entity declarations are refused outright (billion laughs, external entities);
-      expat itself never fetches anything.
-    - every ``href`` that is not ``#fragment`` is dropped, except embedded
-      PNG/JPEG/GIF/WebP data: URIs, which are size-checked and re-encoded with the
-      type Pillow detected. resvg would otherwise read local files (``/etc/...``,
-      paths relative to the cwd) and render nested SVG data: URIs without our checks.
-    """
-    parser = expat.ParserCreate(namespace_separator="}")
-    builder = ET.TreeBuilder()
-    state = {"elements": 0, "depth": 0, "embedded_pixels": 0}
-
-    def refuse_entities(*_args):
-        raise InvalidImage("unsafe_svg", "SVG documents that declare XML entities are refused.")
-
-    def start(name, attrs):
-        if state["elements"] == 0 and name.rpartition("}")[2] != "svg":
-            raise _NotSvg
-        state["elements"] += 1
-        state["depth"] += 1
-        if state["elements"] > _SVG_MAX_ELEMENTS or state["depth"] > _SVG_MAX_DEPTH:
-            raise ImageTooLarge("svg_complexity", "The SVG has too many elements or is nested too deeply.")
-        clean = {}
-        for key, value in attrs.items():
-            if key.rpartition("}")[2] == "href":
-                value = _clean_href(value, state, max_pixels)
-                if value is None:
-                    continue
-            clean[_qname(key)] = value
-        builder.start(_qname(name), clean)
-
-    def end(name):
-        state["depth"] -= 1
-        builder.end(_qname(name))
-
-    parser.EntityDeclHandler = refuse_entities
-    parser.UnparsedEntityDeclHandler = refuse_entities
-    parser.StartElementHandler = start
-    parser.EndElementHandler = end
-    parser.CharacterDataHandler = builder.data
-    parser.buffer_text = True
-    try:
-        parser.Parse(data, True)
-        root = builder.close()
-    except ImageError:
-        raise
-    except (expat.ExpatError, ValueError, AssertionError, IndexError):
-        if state["elements"] == 0:
-            raise _NotSvg from None
-        raise InvalidImage("corrupt", "The SVG is not well-formed XML.") from None
-    if root.tag.rpartition("}")[2] != "svg":
-        raise _NotSvg
-    return ET.tostring(root, encoding="unicode")
-
-
-def _qname(name: str) -> str:
-    # expat gives "namespace}local"; ElementTree wants "{namespace}local"
-    return "{" + name if "}" in name else name
-
-
-def _clean_href(value: str, state: dict, max_pixels: int) -> str | None:
-    v = value.strip()
-    if v.startswith("#"):
-        return v
-    if v[:5].lower() != "data:":
-        return None
-    header, sep, payload = v[5:].partition(",")
-    if not sep or "base64" not in header.lower().split(";")[1:]:
-        return None
-    try:
-        raw = base64.b64decode(re.sub(r"\s+", "", payload), validate=True)
-        with Image.open(io.BytesIO(raw), formats=list(_SVG_EMBEDDED)) as im:
-            fmt, (w, h) = im.format, im.size
-    except Exception:
-        return None
-    # every embedded image counts against the one pixel budget: resvg decodes them all
-    state["embedded_pixels"] += w * h
-    if fmt not in _SVG_EMBEDDED or state["embedded_pixels"] > max_pixels:
-        return None
-    return f"data:{_SVG_EMBEDDED[fmt]};base64,{base64.b64encode(raw).decode('ascii')}"
-
-
-# Runs in a fresh interpreter (-I: no cwd/PYTHONPATH on sys.path). Limits are set
-# before resvg is imported. Exit 3 = resvg rejected the document, 5 = no resvg.
-_SVG_WORKER = r"""
-import resource, sys
-mem, cpu, side = (int(a) for a in sys.argv[1:4])
-resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-try:
-    import resvg_py
-except ImportError:
-    sys.exit(5)
-svg = sys.stdin.buffer.read().decode("utf-8")
-try:
-    png = resvg_py.svg_to_bytes(svg_string=svg, width=side, height=side)
-except ValueError as exc:
-    sys.stderr.write(str(exc))
-    sys.exit(3)
-except MemoryError:
-    sys.exit(4)
-except BaseException as exc:  # pyo3 PanicException derives from BaseException
-    sys.stderr.write(repr(exc))
-    sys.exit(3)
-sys.stdout.buffer.write(png)
-"""
-
-
-def _render_svg(svg: str, side: int) -> bytes:
-    cmd = [
-        sys.executable, "-I", "-c", _SVG_WORKER,
-        str(SVG_MEMORY_BYTES), str(math.ceil(SVG_TIMEOUT_S)), str(side),
-    ]
-    try:
-        proc = subprocess.run(cmd, input=svg.encode("utf-8"), capture_output=True, timeout=SVG_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        raise ImageTooLarge("svg_complexity", "The SVG took too long to render.") from None
-    except OSError as exc:
-        raise UnsupportedMediaType("SVG", f"SVG rendering is unavailable: {exc}.") from None
-    if proc.returncode == 0 and proc.stdout:
-        return proc.stdout
-    if proc.returncode == 3:
-        raise InvalidImage("corrupt", "The SVG could not be rendered.")
-    if proc.returncode == 5:
-        raise UnsupportedMediaType("SVG", "SVG rendering is unavailable (resvg_py not importable).")
-    # killed by a signal (rlimit/abort) or out of memory
-    raise ImageTooLarge("svg_complexity", "The SVG needs too much memory or time to render.")

@@ -7,15 +7,14 @@ import pickle
 import struct
 import time
 import zlib
-from pathlib import Path
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageFile
 
 from models import imageio
+from models import svg as svgmod
 from models.imageio import (
     ImageError,
     ImageNotFound,
@@ -403,7 +402,7 @@ def test_mutated_real_images_only_raise_image_error(seed, flips, cut):
 
 # ----------------------------------------------------------------------------- svg
 
-needs_svg = pytest.mark.skipif(not imageio.SVG_SUPPORTED, reason="resvg_py not installed")
+needs_svg = pytest.mark.skipif(not svgmod.SUPPORTED, reason="resvg_py not installed")
 NS = 'xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink"'
 
 
@@ -412,7 +411,7 @@ def test_svg_rendered_to_fit_box():
     svg = f'<svg width="300" height="150" {NS}><rect width="150" height="150" fill="red"/><rect x="150" width="150" height="150" fill="blue"/></svg>'
     out = load_image(svg.encode())
     assert (out.format, out.frames) == ("SVG", 1)
-    assert (out.width, out.height) == (imageio.SVG_MAX_SIDE, imageio.SVG_MAX_SIDE // 2)
+    assert (out.width, out.height) == (svgmod.MAX_SIDE, svgmod.MAX_SIDE // 2)
     assert out.image.mode == "RGB"
     assert close(out.image.getpixel((10, 10)), RED, tol=5)
     assert close(out.image.getpixel((out.width - 10, 10)), BLUE, tol=5)
@@ -507,7 +506,7 @@ def test_svg_renderer_abort_is_contained():
 
 @needs_svg
 def test_svg_render_timeout(monkeypatch):
-    monkeypatch.setattr(imageio, "SVG_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(svgmod, "TIMEOUT_S", 1.0)
     svg = (
         f'<svg width="10" height="10" {NS}><filter id="f"><feTurbulence baseFrequency="0.5" numOctaves="100000"/>'
         '</filter><rect width="10" height="10" fill="red" filter="url(#f)"/></svg>'
@@ -520,7 +519,7 @@ def test_svg_render_timeout(monkeypatch):
 
 
 def test_svg_without_renderer_is_unsupported(monkeypatch):
-    monkeypatch.setattr(imageio, "SVG_SUPPORTED", False)
+    monkeypatch.setattr(svgmod, "SUPPORTED", False)
     with pytest.raises(ImageError) as ei:
         load_image(f'<svg width="4" height="4" {NS}/>'.encode())
     assert_error(ei, UnsupportedMediaType, "unsupported_media_type", "SVG")
