@@ -44,22 +44,29 @@ todo tbd n/a na thumbnail thumb figure logo
 
 
 def polish(text: str) -> str:
-    """Clean form: no 'image of' opener (unless the medium matters), no URL or file
-    name, sentence case, ends with a full stop. Idempotent."""
+    """Clean form: no 'image of' opener (unless the medium matters), no credit line, URL
+    or file name, sentence case, ends with a full stop. Idempotent."""
     text = _FILENAME.sub("", _URL.sub("", sanitise(text)))
     if not re.search(r"[^\W_]", text):
         return ""  # punctuation alone says nothing
-    text = strip_credits(text)[0]  # a model can echo a watermark or credit line too
-    text = re.sub(r"([.!?])(?:\s*[.!?])+", r"\1", re.sub(r"\s+([.,;:!?])", r"\1", text))
+    medium, text = _split_medium(text)  # our own "Chart: ..." prefix is not a credit line
     opener = _OPENER.match(text)
     if opener:
-        rest = text[opener.end():]
-        text = f"Black-and-white photograph: {rest}" if opener.group("bw") else upper_first(rest)
+        text = text[opener.end():]
+        medium = "Black-and-white photograph" if opener.group("bw") else medium
+    starts_lower = text[:1].islower()
+    text = strip_credits(text)[0]  # a model can echo a watermark or credit line too
+    if starts_lower and medium:
+        text = text[:1].lower() + text[1:]  # it continues the medium's sentence
+    text = re.sub(r"([.!?])(?:\s*[.!?])+", r"\1", re.sub(r"\s+([.,;:!?])", r"\1", text))
     text = " ".join(text.split()).strip(" ,;:-")
-    if not text:
-        return ""
-    text = upper_first(text)
-    return text if text.endswith((".", "!", "?", "”", '"', ")")) else text + "."
+    if not re.search(r"[^\W_]", text):
+        text = ""  # nothing but punctuation left once credits went
+    if text and not text.endswith((".", "!", "?", "”", '"', ")")):
+        text += "."
+    if medium:
+        return f"{medium}: {lower_first(text)}" if text else f"{medium}."
+    return upper_first(text)
 
 
 def finalise(text: str, budget: int) -> tuple[str, bool]:
@@ -158,6 +165,15 @@ def _caption_subject(caption: str, nlp_mode: str) -> str | None:
     if not span or len(span.split()) > 6 or len(span) > 60:
         return None
     return span
+
+
+_MEDIA = ("Black-and-white photograph", "Chart", "Logo", "Illustration", "Screenshot", "Diagram", "Map")
+
+
+def _split_medium(text: str) -> tuple[str | None, str]:
+    """'Chart: bars.' -> ('Chart', 'bars.'); text without a medium prefix -> (None, text)."""
+    head, sep, rest = text.partition(": ")
+    return (head, rest) if sep and head in _MEDIA else (None, text)
 
 
 # --- functional images ------------------------------------------------------------------
@@ -264,15 +280,18 @@ def _informative(draft: Draft, page: PageContext, caption: str, medium: str | No
     source: Source = "merged" if name else "draft"
     confidence = draft.confidence
 
+    draft_medium, rest = _split_medium(text)
     if caption and not page.caption_visible:
         # Nobody sees the caption: the alt carries its key facts, then what the draft adds.
         facts = polish(sentences(caption)[0])
         if medium and medium not in ("photo", "photograph", "picture", "image"):
-            facts = f"{medium.capitalize()}: {lower_first(facts)}"
+            draft_medium = medium.capitalize()
+        if draft_medium and draft_medium.split()[-1].lower() not in facts.lower():
+            facts = f"{draft_medium}: {lower_first(facts)}"
         alt, cut = fit(facts, budget)
-        adds = containment(text, facts) < 0.5 and draft.confidence >= 0.5
-        if adds and len(alt) + 1 + len(text) <= budget:
-            alt, source = f"{alt} {text}", "merged"
+        adds = containment(rest, facts) < 0.5 and draft.confidence >= 0.5
+        if adds and len(alt) + 1 + len(rest) <= budget:
+            alt, source = f"{alt} {upper_first(rest)}", "merged"
         else:
             source = "caption"
         confidence = max(CAPTION_CONFIDENCE, draft.confidence)
@@ -286,8 +305,7 @@ def _informative(draft: Draft, page: PageContext, caption: str, medium: str | No
         if names_person and _people_seen(draft) != 1:
             subject = None  # a person's name only when exactly one person is seen
         if subject and containment(subject, text) < 0.5 and containment(text, caption) < 0.8:
-            medium_prefix, _, rest = text.partition(": ") if ": " in text[:40] else ("", "", text)
-            text = f"{medium_prefix}: {subject}, {lower_first(rest)}" if medium_prefix else f"{subject}: {lower_first(rest)}"
+            text = f"{draft_medium}: {subject}, {lower_first(rest)}" if draft_medium else f"{subject}: {lower_first(rest)}"
             source = "merged"
     alt, cut = fit(text, budget)
     return _Out(alt, source, confidence, ["truncated"] if cut else [])

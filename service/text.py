@@ -122,10 +122,17 @@ def upper_first(text: str) -> str:
     return text[:1].upper() + text[1:] if text else text
 
 
+_LEADING_FUNCTION_WORD = re.compile(
+    r"^(?:a|an|the|this|that|these|those|some|several|many|one|two|three|four|five|six|seven|eight|nine|ten"
+    r"|about|at|in|on)\b"
+)
+
+
 def lower_first(text: str) -> str:
-    """Lower-case a sentence's first letter to continue it after a colon, but not an
-    acronym's ("NASA's rover" stays)."""
-    return text if text[1:2].isupper() else text[:1].lower() + text[1:]
+    """Lower-case a sentence's first word to continue it after a colon, only when it is a
+    function word: "Two people" -> "two people", but "NASA's rover" or "Inter-Allied
+    conference" keep their capitals."""
+    return text[:1].lower() + text[1:] if _LEADING_FUNCTION_WORD.match(text[:12].lower()) and not text[1:2].isupper() else text
 
 
 def fit(text: str, budget: int) -> tuple[str, bool]:
