@@ -1,0 +1,146 @@
+"""Policy checks from the merge rules, as plain functions over one output.
+
+Each check needs no reference, so they run on every image, including images a
+dataset has no human description for. ``flags()`` names the checks an output
+fails; ``aggregate`` metrics in ``evaluation.metrics`` turn them into shares.
+"""
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+
+# Credit lines, agency tags and bylines: not image content (DESIGN.md, merge rules).
+# A label and a colon is a credit only when a name follows ("PHOTO: NASA", "Photo: Jane Doe");
+# "Black-and-white photograph: a clock" is a description, so the next word's case matters.
+CREDIT_LABEL = re.compile(r"(?i:\b(?:photo(?:graph)?|image|picture|credit|source|courtesy))\s*:\s*[A-Z]")
+CREDIT_PATTERNS = [
+    r"\bphoto(?:graph)?\s+(?:by|courtesy)\b",
+    r"\bcourtesy\s+of\b",
+    r"\((?:reuters|ap|afp|epa|ansa|dpa|getty(?:\s+images)?|ap\s+photo)\)",
+    r"\breuters\b",
+    r"\bgetty\s+images\b",
+    r"\bassociated\s+press\b",
+    r"\bap\s+photo\b",
+    r"\bafp\b",
+    r"\bepa(?:-efe)?\b",
+    r"\bvia\s+(?:epa|reuters|afp|ap|getty)\b",
+    r"\bhandout\b",
+    r"\bshutterstock\b",
+    r"\balamy\b",
+    r"©",
+    r"\(c\)\s*\d{4}",
+    r"\bcopyright\b",
+    r"\ball rights reserved\b",
+    r"\bfile\s+photo\b",
+]
+_CREDIT = re.compile("|".join(CREDIT_PATTERNS), re.IGNORECASE)
+
+# Openers that screen readers make redundant ("image, image of a dog").
+BANNED_OPENERS = [
+    r"(?:an?\s+|the\s+)?(?:image|picture|photo|photograph|graphic|illustration)\s+(?:of|showing|shows|depicting)\b",
+    r"this\s+(?:is\s+an?\s+)?(?:image|picture|photo|photograph)\b",
+    r"(?:there\s+is\s+)?an?\s+image\b",
+]
+_OPENER = re.compile(r"^\W*(?:" + "|".join(BANNED_OPENERS) + ")", re.IGNORECASE)
+
+_TAG = re.compile(r"<[^>]*>")
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+DUPLICATE_THRESHOLD = 0.8
+
+# Flag codes, also shown as filters in the HTML gallery.
+OVER_BUDGET = "over_budget"
+CREDIT_LEAK = "credit_leak"
+BANNED_OPENER = "banned_opener"
+CAPTION_DUPLICATE = "caption_duplicate"
+EMPTY_ALT = "empty_alt"
+NEEDS_REVIEW = "needs_review"
+
+
+def plain_text(text: str | None) -> str:
+    """Caption/context as plain text: tags stripped, entities decoded, control characters removed."""
+    if not text:
+        return ""
+    text = html.unescape(_TAG.sub(" ", text))
+    text = "".join(" " if unicodedata.category(ch)[0] in "CZ" else ch for ch in text)
+    return " ".join(text.split())
+
+
+def tokens(text: str | None) -> list[str]:
+    return _WORD.findall((text or "").lower())
+
+
+def credit_leak(alt: str) -> bool:
+    return bool(alt and (_CREDIT.search(alt) or CREDIT_LABEL.search(alt)))
+
+
+def banned_opener(alt: str) -> bool:
+    return bool(alt and _OPENER.match(alt))
+
+
+def caption_overlap(alt: str, caption: str | None) -> float:
+    """Share of the alt's distinct words that the caption already has (containment), 0 when either is empty."""
+    alt_words, cap_words = set(tokens(alt)), set(tokens(caption))
+    if not alt_words or not cap_words:
+        return 0.0
+    return len(alt_words & cap_words) / len(alt_words)
+
+
+def caption_duplicate(alt: str, caption: str | None, threshold: float = DUPLICATE_THRESHOLD) -> bool:
+    return caption_overlap(alt, caption) > threshold
+
+
+def empty_alt(alt: str, informative: bool = True) -> bool:
+    """An informative image must not get alt=""; decorative ones should."""
+    return informative and not (alt or "").strip()
+
+
+def within_budget(alt: str, max_chars: int) -> bool:
+    return len(alt or "") <= max_chars
+
+
+def flags(
+    alt: str,
+    caption: str | None,
+    *,
+    max_chars: int,
+    needs_review: bool | None = None,
+    informative: bool = True,
+) -> list[str]:
+    """Codes of the policy checks this output fails."""
+    out = []
+    if not within_budget(alt, max_chars):
+        out.append(OVER_BUDGET)
+    if credit_leak(alt):
+        out.append(CREDIT_LEAK)
+    if banned_opener(alt):
+        out.append(BANNED_OPENER)
+    if caption_duplicate(alt, caption):
+        out.append(CAPTION_DUPLICATE)
+    if empty_alt(alt, informative):
+        out.append(EMPTY_ALT)
+    if needs_review:
+        out.append(NEEDS_REVIEW)
+    return out
+
+
+def values(
+    alt: str,
+    caption: str | None,
+    *,
+    max_chars: int,
+    needs_review: bool | None = None,
+    informative: bool = True,
+) -> dict[str, float | None]:
+    """Per-image numbers behind the policy metrics; None where a check does not apply
+    (caption duplication without a caption, needs_review for systems that have no such flag)."""
+    alt = alt or ""
+    return {
+        "length": float(len(alt)),
+        "within_budget": float(within_budget(alt, max_chars)),
+        "credit_leak": float(credit_leak(alt)),
+        "banned_opener": float(banned_opener(alt)),
+        "caption_duplicate": float(caption_duplicate(alt, caption)) if plain_text(caption) else None,
+        "empty_alt": float(empty_alt(alt, informative)) if informative else None,
+        "needs_review": None if needs_review is None else float(needs_review),
+    }

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import pytest
+
+from evaluation import policy
+
+
+@pytest.mark.parametrize("alt", [
+    "NASA's Perseverance rover lands on Mars. PHOTO: NASA VIA EPA-EFE",
+    "A protester holds a sign (Reuters)",
+    "Crowds on the beach. Getty Images",
+    "The summit at dawn © 2021 Jane Doe",
+    "A handout photo made available by NASA shows the rover",
+    "Firefighters at work, AFP",
+    "Photo: Jane Doe",
+    "Rover on the crater floor. Credit: NASA/JPL-Caltech",
+])
+def test_credit_lines_are_caught(alt):
+    assert policy.credit_leak(alt)
+    assert policy.CREDIT_LEAK in policy.flags(alt, None, max_chars=500)
+
+
+@pytest.mark.parametrize("alt", [
+    "Two bears run across dry ground.", "A photographer kneels in the snow.", "Shoppers at a market stall.", "",
+    "Black-and-white photograph: a clock.", "Screenshot: a web page with a login form.",
+])
+def test_ordinary_descriptions_are_not_credit_lines(alt):
+    assert not policy.credit_leak(alt)
+
+
+@pytest.mark.parametrize("alt,banned", [
+    ("Image of a dog on a sofa", True),
+    ("picture of two cats", True),
+    ("A photo of the harbour", True),
+    ("An image showing a chart of sales", True),
+    ("Photograph of the team", True),
+    ("A picture frame on a white wall", False),
+    ("Photographers gather at the finish line", False),
+    ("Dog on a sofa", False),
+])
+def test_banned_openers(alt, banned):
+    assert policy.banned_opener(alt) is banned
+
+
+def test_caption_duplication_uses_containment():
+    caption = "Emmanuel Macron speaks at the Elysee Palace in Paris on Tuesday."
+    assert policy.caption_duplicate("Emmanuel Macron speaks at the Elysee Palace in Paris.", caption)
+    assert not policy.caption_duplicate("A man in a dark suit at a lectern with two flags behind him.", caption)
+    assert not policy.caption_duplicate("anything", None)
+
+
+def test_values_and_flags():
+    values = policy.values("", "A caption", max_chars=125, needs_review=True)
+    assert values["empty_alt"] == 1.0 and values["needs_review"] == 1.0 and values["caption_duplicate"] == 0.0
+    assert policy.values("x", None, max_chars=125)["caption_duplicate"] is None
+    assert policy.values("", None, max_chars=125, informative=False)["empty_alt"] is None
+    assert policy.flags("x" * 130, None, max_chars=125, needs_review=True) == [policy.OVER_BUDGET, policy.NEEDS_REVIEW]
+
+
+def test_plain_text_strips_markup_and_control_characters():
+    assert policy.plain_text("<b>Cats</b> &amp; dogs\x00\n  <script>x</script>") == "Cats & dogs x"
+    assert policy.plain_text(None) == ""
