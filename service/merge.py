@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlsplit
 from models.draft import Draft
 from service import entities
 from service.result import AltResult, PageContext, Source
-from service.text import containment, fit, lower_first, sanitise, sentences, strip_credits, upper_first
+from service.text import containment, content_words, fit, lower_first, sanitise, sentences, strip_credits, upper_first
 
 POLICY_VERSION = "2026-11-27.1"  # part of the cache key: bump when output for the same input changes
 OUTPUT_LANGUAGES = frozenset({"en"})
@@ -167,6 +167,22 @@ def _caption_subject(caption: str, nlp_mode: str) -> str | None:
     return span
 
 
+# After a caption's facts, a wrong object is worse than none: only confident drafts add.
+APPEND_DRAFT_ABOVE = 0.6
+_QUOTED_TEXT = re.compile(r",?\s*with the text “[^”]*”")
+_GENERIC = frozenset({"photograph", "photo", "image", "picture", "view", "no", "objects", "could", "recognised"})
+
+
+def _visual_addition(sentence: str, draft: Draft) -> str | None:
+    """What a draft sentence adds after a caption: the things seen, without text read from
+    a photo (the caption already says what matters; OCR in photos is mostly noise)."""
+    if draft.evidence.kind not in ("text", "screenshot"):
+        sentence = _QUOTED_TEXT.sub("", sentence)
+    if not set(content_words(sentence)) - _GENERIC:
+        return None
+    return polish(sentence)
+
+
 _MEDIA = ("Black-and-white photograph", "Chart", "Logo", "Illustration", "Screenshot", "Diagram", "Map")
 
 
@@ -289,9 +305,10 @@ def _informative(draft: Draft, page: PageContext, caption: str, medium: str | No
         if draft_medium and draft_medium.split()[-1].lower() not in facts.lower():
             facts = f"{draft_medium}: {lower_first(facts)}"
         alt, cut = fit(facts, budget)
-        adds = containment(rest, facts) < 0.5 and draft.confidence >= 0.5
-        if adds and len(alt) + 1 + len(rest) <= budget:
-            alt, source = f"{alt} {upper_first(rest)}", "merged"
+        extra = _visual_addition(rest, draft)
+        adds = extra and containment(extra, facts) < 0.5 and draft.confidence >= APPEND_DRAFT_ABOVE
+        if adds and len(alt) + 1 + len(extra) <= budget:
+            alt, source = f"{alt} {extra}", "merged"
         else:
             source = "caption"
         confidence = max(CAPTION_CONFIDENCE, draft.confidence)

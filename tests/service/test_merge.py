@@ -301,3 +301,14 @@ def test_property_idempotent_on_its_own_output(text, budget):
 def test_own_output_that_fails_the_rules_asks_for_review():
     result = merge(vlm_draft("Logo"), PageContext())
     assert result.alt == "Logo." and result.needs_review and "poor_alt_placeholder" in result.warnings
+
+
+def test_hidden_caption_adds_only_confident_visual_facts():
+    page = PageContext(caption="Flagpole on Fortress Sint Pieter", caption_visible=False)
+    confident = merge(draft("Two people and a dog, with the text “10 / ABC”.", people=2, confidence=0.7), page)
+    assert confident.alt == "Flagpole on Fortress Sint Pieter. Two people and a dog."
+    assert confident.source == "merged"
+    unsure = merge(draft("A kite.", confidence=0.55), page)
+    assert unsure.alt == "Flagpole on Fortress Sint Pieter." and unsure.source == "caption"
+    nothing = merge(draft("A photograph; no objects could be recognised, with the text “10”.", confidence=0.7), page)
+    assert nothing.alt == "Flagpole on Fortress Sint Pieter."
