@@ -79,3 +79,49 @@ def _is_name(span: str, text: str) -> bool:
     if len(words) == 1 and (span in _COMMON_STARTS or text.startswith(span)):
         return False  # a capital only because a sentence starts here
     return not all(w in _COMMON_STARTS for w in words)
+
+
+# Dependents that start a clause of their own: "Milo and Luna [guarding the door]".
+_CLAUSAL = frozenset({"acl", "relcl", "advcl", "appos", "punct", "parataxis", "cc:preconj"})
+_TITLE = re.compile(r"(?:[A-Z0-9][\w’'.-]*)(?:\s+(?:of|the|de|van|von|and|[A-Z0-9][\w’'.-]*))*")
+
+
+def subject_phrase(sentence: str, mode: str = "auto", max_words: int = 6) -> str | None:
+    """Who or what a caption sentence is about, as a short noun phrase, or None.
+
+    With spaCy: the grammatical subject of a sentence with a verb ("Emmanuel Macron gives
+    ..."), or the head phrase of a title without one ("Alley in Richmond", "Milo and Luna
+    guarding the door" -> "Milo and Luna"). An imperative has no subject, so "Ignore the
+    image" gives None. Without spaCy only a run of capitalised words (a proper name) counts.
+    """
+    if backend(mode) == "spacy":
+        doc = _spacy()(sentence)
+        root = next((t for t in doc if t.dep_ == "ROOT"), None)
+        if root is None:
+            return None
+        if root.pos_ in ("VERB", "AUX"):
+            head = next((t for t in root.children if t.dep_ in ("nsubj", "nsubjpass")), None)
+            if head is None or head.pos_ == "PRON":
+                return None
+        else:
+            head = root
+        for dropped in (_CLAUSAL, _CLAUSAL | {"prep"}):
+            words = _phrase(head, dropped)
+            span = re.split(r"\s*[,;:(—–]", doc[words[0].i: words[-1].i + 1].text)[0].strip(" .")
+            if span and len(span.split()) <= max_words and len(span) <= 60:
+                return span
+        return None
+    span = re.split(r"[,;:(—–]", sentence)[0].strip(" .")
+    if not _TITLE.fullmatch(span) or len(span.split()) > max_words or len(span) > 60:
+        return None
+    return span
+
+
+def _phrase(head, dropped: frozenset) -> list:
+    """The head token and its dependents, minus the subtrees whose relation is dropped."""
+    keep, stack = [], [head]
+    while stack:
+        token = stack.pop()
+        keep.append(token)
+        stack.extend(c for c in token.children if c.dep_ not in dropped)
+    return sorted(keep, key=lambda t: t.i)

@@ -62,7 +62,7 @@ def polish(text: str) -> str:
     text = " ".join(text.split()).strip(" ,;:-")
     if not re.search(r"[^\W_]", text):
         text = ""  # nothing but punctuation left once credits went
-    if text and not text.endswith((".", "!", "?", "”", '"', ")")):
+    if text and not text.endswith((".", "!", "?", "”", '"', ")", "…")):
         text += "."
     if medium:
         return f"{medium}: {lower_first(text)}" if text else f"{medium}."
@@ -137,34 +137,9 @@ def ground(text: str, draft: Draft, caption: str, nlp_mode: str) -> tuple[str, s
 
 
 def _caption_subject(caption: str, nlp_mode: str) -> str | None:
-    """The caption's lead noun phrase when short: who or what the picture is of.
-
-    With spaCy: the first sentence's grammatical subject, or the whole sentence when it
-    is a title with no verb ("USS Texas", "Alley in Richmond"). Without it: only a run of
-    capitalised words (a proper name), since imperative text ("Ignore the image") must
-    never be mistaken for a subject.
-    """
+    """The caption's lead noun phrase, if short: who or what the picture is of."""
     first = sentences(caption)[0].rstrip(".") if caption else ""
-    if not first:
-        return None
-    if entities.backend(nlp_mode) == "spacy":
-        doc = entities._spacy()(first)
-        root = next((t for t in doc if t.dep_ == "ROOT"), None)
-        if root is not None and root.pos_ in ("VERB", "AUX"):
-            subject = next((t for t in root.children if t.dep_ in ("nsubj", "nsubjpass")), None)
-            if subject is None or subject.pos_ == "PRON":
-                return None
-            span = doc[subject.left_edge.i: subject.right_edge.i + 1].text
-        else:
-            span = re.split(r"[,;:(—–]", first)[0]
-    else:
-        span = re.split(r"[,;:(—–]", first)[0]
-        if not re.fullmatch(r"(?:[A-Z0-9][\w’'.-]*)(?:\s+(?:of|the|de|van|von|and|[A-Z0-9][\w’'.-]*))*", span):
-            return None
-    span = span.strip(" .")
-    if not span or len(span.split()) > 6 or len(span) > 60:
-        return None
-    return span
+    return entities.subject_phrase(first, nlp_mode, max_words=6) if first else None
 
 
 # After a caption's facts, a wrong object is worse than none: only confident drafts add.
@@ -318,9 +293,9 @@ def _informative(draft: Draft, page: PageContext, caption: str, medium: str | No
         # A visible caption: say what the picture shows and who or what it is of,
         # without repeating the caption's sentence.
         subject = _caption_subject(caption, nlp_mode)
-        names_person = subject and any(e.kind == "person" for e in entities.find_entities(subject, nlp_mode))
-        if names_person and _people_seen(draft) != 1:
-            subject = None  # a person's name only when exactly one person is seen
+        named = [e for e in entities.find_entities(subject, nlp_mode) if e.kind == "person"] if subject else []
+        if named and (len(named) != 1 or _people_seen(draft) != 1):
+            subject = None  # a person's name only when one person is seen and one is named
         if subject and containment(subject, text) < 0.5 and containment(text, caption) < 0.8:
             text = f"{draft_medium}: {subject}, {lower_first(rest)}" if draft_medium else f"{subject}: {lower_first(rest)}"
             source = "merged"

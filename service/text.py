@@ -95,7 +95,7 @@ def strip_credits(text: str) -> tuple[str, str | None]:
     text = re.sub(r"\s+([,.;:])", r"\1", text)
     text = re.sub(r",(\s*[,.])", r"\1", text)
     text = " ".join(text.split()).strip(" ,;:")
-    if text and not text.endswith((".", "!", "?", ")", '"', "”")):
+    if text and not text.endswith((".", "!", "?", ")", '"', "”", "…")):
         text += "."
     return upper_first(text), medium
 
@@ -156,6 +156,8 @@ def fit(text: str, budget: int) -> tuple[str, bool]:
             cut = head[: cuts[-1]].rstrip(" ,;:—–")
             return _close(cut), True
     cut = text[: budget - 1]
+    if " " not in cut.strip():
+        return cut + "…", True  # one word longer than the budget: mark the cut, there is no better place
     cut = (cut.rsplit(" ", 1)[0] if text[budget - 1] != " " else cut).rstrip(" ,;:—–")
     return _close(cut), True
 
@@ -179,7 +181,7 @@ def _close(text: str) -> str:
     if text.count('"') % 2:
         text = text[: text.rfind('"')].rstrip(" ,;:")
     text = _DANGLING.sub("", text).rstrip(" ,;:")
-    return text if text.endswith((".", "!", "?", "”", '"')) else text + "."
+    return text if text.endswith((".", "!", "?", "”", '"', "…")) else text + "."
 
 
 # --- words -------------------------------------------------------------------------------

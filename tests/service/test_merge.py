@@ -312,3 +312,16 @@ def test_hidden_caption_adds_only_confident_visual_facts():
     assert unsure.alt == "Flagpole on Fortress Sint Pieter." and unsure.source == "caption"
     nothing = merge(draft("A photograph; no objects could be recognised, with the text “10”.", confidence=0.7), page)
     assert nothing.alt == "Flagpole on Fortress Sint Pieter."
+
+
+@pytest.mark.parametrize(
+    ("caption", "alt"),
+    [
+        ("Milo and Luna guarding the front door", "Milo and Luna: two cats."),
+        ("Personal belongings of Harvey Milk (1930-1978) on display", "Personal belongings of Harvey Milk: two cats."),
+        ("Sales by quarter, 2024", "Sales by quarter: two cats."),
+        ("He waves to the crowd", "Two cats."),  # a pronoun names nobody
+    ],
+)
+def test_visible_caption_subject_is_its_head_phrase(caption, alt):
+    assert merge(draft("Two cats.", confidence=0.7), PageContext(caption=caption)).alt == alt
