@@ -1,103 +1,118 @@
-"""HTTP API. The model loads in the background; /ready answers 503 until it is warm."""
+"""The HTTP API: FastAPI app wiring settings, storage, the model engine, jobs and webhooks.
+
+The model loads in the background; /ready answers 503 until it is warm. Everything the
+routes need hangs off ``app.state.services``.
+"""
 from __future__ import annotations
 
 import asyncio
-import threading
-import uuid
+import logging
 from contextlib import asynccontextmanager
-from typing import Annotated
 
-from fastapi import FastAPI, File, Form, Request, UploadFile
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
 
 from models.base import Drafter
-from models.imageio import ImageError, load_image
-from service.pipeline import describe
-from service.result import AltResult, PageContext, Role
+from service.api import alt_text, errors, jobs, ops
+from service.api.deps import Services
+from service.api.middleware import Admission, BodyLimit, RequestContext
+from service.api.schemas import ImageInput, JobRequest
+from service.auth import KeyStore, RateLimiter
+from service.cache import ResultCache
+from service.db import connect
+from service.engine import AltTextEngine
+from service.fetch import Fetcher, Resolver
+from service.jobs import JobRunner, JobStore
+from service.observability import Metrics
 from service.settings import Settings, get_settings
+from service.webhooks import WebhookSender
 
-_STATUS = {"invalid_image": 400, "image_too_large": 413, "unsupported_media_type": 415, "not_found": 400}
+log = logging.getLogger("service.app")
+VERSION = "0.1.0"
+DESCRIPTION = """Alt text for images: a vision model drafts, page context and WCAG rules finish.
+
+Send an image with what the page says about it (caption, surrounding text, role, existing
+alt) and get alt text back, with a confidence and a `needs_review` flag. Errors always come
+as `{"error": {"code", "message", "request_id"}}`.
+"""
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-def create_app(settings: Settings | None = None, drafter: Drafter | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, drafter: Drafter | None = None, *,
+               resolver: Resolver | None = None) -> FastAPI:
+    """``drafter`` skips model loading (tests); ``resolver`` replaces DNS for outbound fetches (tests)."""
     settings = settings or get_settings()
-    state: dict = {"drafter": drafter}
-    # Backends hold one model each and are not thread-safe; one request drafts at a time.
-    draft_lock = threading.Lock()
-
-    def describe_locked(loaded, page: PageContext) -> AltResult:
-        with draft_lock:
-            return describe(state["drafter"], loaded, page, settings)
-
-    async def load() -> None:
-        from models.registry import load_drafter
-
-        def build() -> Drafter:
-            d = load_drafter(settings.model, **settings.drafter_options())
-            if hasattr(d, "warm_up"):
-                d.warm_up()
-            return d
-
-        state["drafter"] = await asyncio.to_thread(build)
+    metrics = Metrics()
+    db = connect(settings.db_url())
+    cache_db = connect(settings.cache_url) if settings.cache_url else db
+    fetcher = Fetcher(allow=settings.fetch_allow, timeout_s=settings.fetch_timeout_s,
+                      max_bytes=settings.max_image_bytes, max_redirects=settings.fetch_max_redirects,
+                      resolver=resolver)
+    hook_fetcher = Fetcher(allow=settings.fetch_allow, timeout_s=settings.webhook_timeout_s, max_bytes=2**16,
+                           max_redirects=0, resolver=resolver)
+    engine = AltTextEngine(settings, metrics, fetcher,
+                           ResultCache(cache_db, settings.cache_max_entries) if settings.cache else None, drafter)
+    store = JobStore(db)
+    svc = Services(settings=settings, metrics=metrics, engine=engine, keys=KeyStore(db), jobs=store,
+                   limiter=RateLimiter())
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
-        task = None if state["drafter"] is not None else asyncio.create_task(load())
-        yield
-        if task and not task.done():
-            task.cancel()
-
-    app = FastAPI(title="alttext", version="0.1.0", lifespan=lifespan)
-
-    @app.middleware("http")
-    async def request_id(request: Request, call_next):
-        request.state.request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        response = await call_next(request)
-        response.headers["X-Request-Id"] = request.state.request_id
-        return response
-
-    @app.exception_handler(ApiError)
-    async def api_error(request: Request, exc: ApiError):
-        return JSONResponse(
-            {"error": {"code": exc.code, "message": exc.message, "request_id": request.state.request_id}},
-            status_code=exc.status,
-        )
-
-    @app.get("/health", operation_id="health")
-    async def health() -> dict:
-        return {"status": "ok"}
-
-    @app.get("/ready", operation_id="ready")
-    async def ready() -> JSONResponse:
-        if state["drafter"] is None:
-            return JSONResponse({"status": "loading"}, status_code=503, headers={"Retry-After": "5"})
-        return JSONResponse({"status": "ready", "model": state["drafter"].model.model_dump()})
-
-    @app.post("/v1/alt-text", operation_id="createAltText", response_model=AltResult)
-    async def alt_text(
-        image: Annotated[UploadFile, File(description="The image file.")],
-        caption: Annotated[str | None, Form(max_length=5000)] = None,
-        context: Annotated[str | None, Form(max_length=20000)] = None,
-        role: Annotated[Role, Form()] = "informative",
-        lang: Annotated[str, Form(min_length=2, max_length=35)] = "en",
-        existing_alt: Annotated[str | None, Form(max_length=5000)] = None,
-        max_chars: Annotated[int | None, Form(ge=20, le=1000)] = None,
-    ) -> AltResult:
-        if state["drafter"] is None:
-            raise ApiError(503, "overloaded", "model is still loading; retry shortly")
-        data = await image.read(settings.max_image_bytes + 1)
-        page = PageContext(caption=caption, context=context, role=role, lang=lang, existing_alt=existing_alt,
-                           max_chars=max_chars)
+        if settings.auth_required and not await asyncio.to_thread(svc.keys.list):
+            log.warning("API keys are required here but none exist: create one with `alttext keys create`")
+        # Loop-bound workers are made here, per lifespan, so the app can start again cleanly.
+        sender = WebhookSender(store, hook_fetcher, settings.webhook_retry_delays_s, metrics)
+        runner = JobRunner(store, engine, metrics, lease_s=settings.job_lease_s, chunk=2 * settings.batch_size,
+                           on_finished=sender.wake.set)
+        svc.wake_jobs = runner.wake
+        tasks = [asyncio.create_task(engine.start(), name="model-load"),
+                 asyncio.create_task(runner.run(), name="jobs"),
+                 asyncio.create_task(sender.run(), name="webhooks")]
         try:
-            loaded = load_image(data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
-        except ImageError as exc:
-            raise ApiError(_STATUS.get(exc.code, 400), exc.code, str(exc)) from exc
-        return await asyncio.to_thread(describe_locked, loaded, page)
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            _, stuck = await asyncio.wait(tasks, timeout=10)  # a stuck task must not hang the shutdown
+            if stuck:
+                log.error("tasks did not stop in time", extra={"tasks": [t.get_name() for t in stuck]})
+            await engine.stop()
+            await hook_fetcher.aclose()
+            db.dispose()
+            cache_db.dispose()
 
+    app = FastAPI(title="alttext", version=VERSION, description=DESCRIPTION, lifespan=lifespan)
+    app.state.services = svc
+    errors.install(app, metrics)
+    for router in (alt_text.router, jobs.router, ops.router):
+        app.include_router(router)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-Id"],
+            expose_headers=["X-Request-Id", "Retry-After", "Location"], max_age=600,
+        )
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(Admission, limit=settings.queue_size, paths=("/v1/alt-text", "/v1/alt-text:batch"),
+                       retry_after=lambda: engine.batcher.retry_after() if engine.batcher else 5, metrics=metrics)
+    app.add_middleware(RequestContext, metrics=metrics)  # added last = outermost
+    app.openapi = lambda: _openapi(app, settings)
     return app
+
+
+def _openapi(app: FastAPI, settings: Settings) -> dict:
+    """FastAPI's schema plus the request bodies routes parse themselves (multipart or JSON),
+    with this deployment's item limits."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in (ImageInput, JobRequest):
+        model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, definition in model_schema.pop("$defs", {}).items():
+            components.setdefault(name, definition)
+        components[model.__name__] = model_schema
+    components["BatchRequest"]["properties"]["items"]["maxItems"] = settings.max_batch_items
+    components["JobRequest"]["properties"]["items"]["maxItems"] = settings.max_job_items
+    app.openapi_schema = schema
+    return schema

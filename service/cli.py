@@ -1,4 +1,4 @@
-"""The `alttext` command: describe images, list backends, serve the API."""
+"""The `alttext` command: describe images, list backends, serve the API, manage API keys."""
 from __future__ import annotations
 
 import json
@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from evaluation.cli import eval_command
 from service.result import PageContext, Role
 from service.settings import get_settings
 
@@ -19,8 +20,16 @@ app = typer.Typer(help="Alt text for images: a vision model drafts, page context
 def describe(
     images: Annotated[list[Path], typer.Argument(help="Image files.", show_default=False)],
     caption: Annotated[Optional[str], typer.Option(help="Caption shown with the image(s).")] = None,
+    caption_visible: Annotated[bool, typer.Option(
+        "--caption-visible/--caption-hidden",
+        help="Is the caption shown beside the image? Shown: the alt complements it; hidden: the alt carries it.",
+    )] = True,
     context: Annotated[Optional[str], typer.Option(help="Surrounding text or page title.")] = None,
     role: Annotated[str, typer.Option(help="informative, decorative, functional, complex or text.")] = "informative",
+    link_href: Annotated[Optional[str], typer.Option(help="Where the image links to (functional images).")] = None,
+    link_text: Annotated[Optional[str], typer.Option(help="Visible text in the same link, beside the image.")] = None,
+    action: Annotated[Optional[str], typer.Option(help="The button or link's purpose, e.g. 'Search'.")] = None,
+    lang: Annotated[str, typer.Option(help="Language of the page (BCP 47).")] = "en",
     existing_alt: Annotated[Optional[str], typer.Option(help="Alt text the image has now (kept if good).")] = None,
     max_chars: Annotated[Optional[int], typer.Option(help="Length budget (default 125).")] = None,
     model: Annotated[Optional[str], typer.Option(help="Override ALTTEXT_MODEL for this run.")] = None,
@@ -35,8 +44,9 @@ def describe(
     if model:
         settings = settings.model_copy(update={"model": model})
     try:
-        page = PageContext(caption=caption, context=context, role=_role(role), existing_alt=existing_alt,
-                           max_chars=max_chars)
+        page = PageContext(caption=caption, caption_visible=caption_visible, context=context, role=_role(role),
+                           link_href=link_href, link_text=link_text, action=action, lang=lang,
+                           existing_alt=existing_alt, max_chars=max_chars)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
 
@@ -91,15 +101,71 @@ def models() -> None:
 
 @app.command()
 def serve(
-    host: Annotated[Optional[str], typer.Option(help="Bind address (default 127.0.0.1).")] = None,
+    host: Annotated[Optional[str], typer.Option(help="Bind address (default 127.0.0.1). Beyond loopback, "
+                                                     "API keys are required.")] = None,
     port: Annotated[Optional[int], typer.Option(help="Port (default 8000).")] = None,
 ) -> None:
     """Start the HTTP API (uvicorn)."""
     import uvicorn
 
-    settings = get_settings()
-    uvicorn.run("service.app:create_app", factory=True, host=host or settings.host, port=port or settings.port,
-                log_level="info")
+    from service.app import create_app
+    from service.observability import configure_logging, logging_config
+
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    settings = get_settings().model_copy(update=overrides)
+    configure_logging(settings.log_format)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                log_config=logging_config(settings.log_format), access_log=False)
+
+
+keys_app = typer.Typer(help="API keys: create, list, revoke. Keys are stored hashed; a new key is shown once.",
+                       no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+def _key_store():
+    from service.auth import KeyStore
+    from service.db import connect
+
+    return KeyStore(connect(get_settings().db_url()))
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Argument(help="Who the key is for, e.g. 'wordpress-blog'.")],
+    rate_limit: Annotated[Optional[int], typer.Option(
+        help="Per-minute budget (default ALTTEXT_RATE_LIMIT_PER_MINUTE; 0 = none).")] = None,
+) -> None:
+    """Create a key and print it once (it cannot be shown again)."""
+    key, secret = _key_store().create(name, rate_limit)
+    typer.echo(f"{key.id}  {name}", err=True)
+    typer.echo(secret)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List keys (ids and names; the keys themselves are not stored)."""
+    from datetime import datetime, timezone
+
+    for key in _key_store().list():
+        created = datetime.fromtimestamp(key.created_at, timezone.utc).strftime("%Y-%m-%d %H:%M")
+        state = "revoked" if key.revoked_at else "active"
+        limit = "default" if key.rate_limit is None else str(key.rate_limit)
+        typer.echo(f"{key.id}  {state:7s}  rate={limit:7s}  {created}  {key.name}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (key_...), from `alttext keys list`.")],
+) -> None:
+    """Revoke a key; requests with it get 401 from then on."""
+    if not _key_store().revoke(key_id):
+        typer.echo(f"no active key {key_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {key_id}")
+
+
+app.command("eval")(eval_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

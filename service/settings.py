@@ -1,12 +1,20 @@
 """All configuration in one place: environment variables (ALTTEXT_*) or a .env file."""
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def _split(value):
+    # Lists come from the environment as comma-separated text (CORS origins, fetch allowlist).
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
 
 
 class Settings(BaseSettings):
@@ -16,7 +24,7 @@ class Settings(BaseSettings):
     model_revision: str | None = Field(None, description="Hub revision (branch, tag or commit) to pin.")
     device: str | None = Field(None, description="cuda, mps or cpu; default picks the best available.")
     dtype: Literal["auto", "float32", "float16", "bfloat16"] | None = None
-    batch_size: int = Field(8, ge=1, le=256)
+    batch_size: int = Field(8, ge=1, le=256, description="Images per model call (the dynamic batcher's max batch).")
 
     max_chars: int = Field(125, ge=20, le=1000, description="Alt text length budget.")
     review_below: float = Field(0.5, ge=0.0, le=1.0, description="Confidence under which needs_review is set.")
@@ -31,11 +39,89 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     data_dir: Path = Field(Path("data"), description="Where jobs, keys and the cache live.")
 
+    # --- HTTP API -------------------------------------------------------------------------
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL for jobs, keys and cache; default sqlite in data_dir. "
+        "postgresql+psycopg://user:pass@host/db for several instances."
+    )
+    cache: bool = Field(True, description="Cache results by image hash + model + policy version + page context.")
+    cache_url: str | None = Field(None, description="Separate database for the cache; default database_url.")
+    cache_max_entries: int = Field(100_000, ge=1, description="Oldest cache entries beyond this are dropped.")
+
+    batch_wait_ms: int = Field(10, ge=0, le=10_000, description="How long the batcher waits to fill a batch.")
+    queue_size: int = Field(64, ge=1, le=100_000, description="Images waiting for the model before 503s.")
+    request_timeout_s: float = Field(60.0, gt=0, le=3600, description="A sync request waits this long, then 504.")
+    max_batch_items: int = Field(32, ge=1, le=1000, description="Items in one POST /v1/alt-text:batch.")
+    max_job_items: int = Field(10_000, ge=1, le=1_000_000, description="Items in one job.")
+    max_body_bytes: int = Field(
+        64 * 2**20, ge=4096, description="Largest request body (uploads, base64 batches, job bodies)."
+    )
+
+    require_api_key: bool = Field(
+        False, description="Require API keys even on loopback. Always required when host is not loopback."
+    )
+    rate_limit_per_minute: int = Field(
+        600, ge=0,
+        description="Default per-key budget (images per minute for describe calls, 1 per other call); 0 = off.",
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Origins allowed to call the API from a browser (CMS admin pages)."
+    )
+
+    fetch_allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Networks (CIDR) image_url and webhooks may reach although they are not public.",
+    )
+    fetch_timeout_s: float = Field(10.0, gt=0, le=600, description="Whole-download deadline for image_url.")
+    fetch_max_redirects: int = Field(5, ge=0, le=20)
+
+    webhook_secret: str | None = Field(
+        None, description="Standard Webhooks signing secret (whsec_...); a job may bring its own."
+    )
+    webhook_retry_delays_s: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [5.0, 30.0, 120.0, 600.0, 1800.0],
+        description="Waits between webhook delivery attempts (the first attempt is immediate).",
+    )
+    webhook_timeout_s: float = Field(10.0, gt=0, le=120)
+    job_lease_s: float = Field(
+        30.0, gt=0,
+        description="A worker owns a job this long between heartbeats; a crashed one's jobs resume after it.",
+    )
+    log_format: Literal["json", "text"] = "json"
+
+    @field_validator("cors_origins", "fetch_allow", "webhook_retry_delays_s", mode="before")
+    @classmethod
+    def _comma_lists(cls, value):
+        return _split(value)
+
+    @field_validator("fetch_allow")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for net in value:
+            ipaddress.ip_network(net, strict=False)  # raises a clear error at startup
+        return value
+
     def drafter_options(self) -> dict:
         if self.model == "offline":
             return {}
         options = {"revision": self.model_revision, "device": self.device, "dtype": self.dtype}
         return {k: v for k, v in options.items() if v is not None} | {"batch_size": self.batch_size}
+
+    @property
+    def loopback_only(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def auth_required(self) -> bool:
+        return self.require_api_key or not self.loopback_only
+
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'alttext.db'}"
 
 
 @lru_cache(maxsize=1)

@@ -89,3 +89,15 @@ def test_cli_models_lists_backends():
     assert out.exit_code == 0
     assert "offline" in out.output and "installed" in out.output
     assert "transformers" in out.output
+
+
+def test_cli_page_options_reach_the_merge():
+    hidden = runner.invoke(app, ["describe", "--caption-hidden", "--caption",
+                                 "A handout photo made available by NASA shows Mochi asleep. PHOTO: NASA VIA EPA-EFE",
+                                 str(CATS)])
+    assert hidden.exit_code == 0
+    assert hidden.output.startswith(f"{CATS}: Mochi asleep.") and "PHOTO" not in hidden.output
+    link = runner.invoke(app, ["describe", "--role", "functional", "--link-href", "/search", str(CATS)])
+    assert link.output.strip() == f"{CATS}: Search"
+    french = runner.invoke(app, ["describe", "--json", "--lang", "fr", str(CATS)])
+    assert "language_mismatch" in json.loads(french.output)["result"]["warnings"]

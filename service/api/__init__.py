@@ -1,0 +1,1 @@
+"""The HTTP API's parts: request/response models, errors, auth, routes. ``service.app`` wires them."""
