@@ -8,7 +8,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     # CPU wheels of torch live on PyTorch's own index; PyPI's default build carries CUDA.
     PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu
 
-RUN useradd --create-home --uid 10001 alttext
+RUN useradd --create-home --uid 10001 alttext \
+    && mkdir -p /app/data && chown -R alttext:alttext /app
 WORKDIR /app
 COPY --chown=alttext pyproject.toml README.md ./
 COPY --chown=alttext scripts ./scripts
@@ -22,6 +23,7 @@ RUN scripts/setup.sh
 ENV ALTTEXT_HOST=0.0.0.0 \
     ALTTEXT_PORT=8000 \
     ALTTEXT_DATA_DIR=/app/data
+VOLUME /app/data
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \
     CMD ["/app/.venv/bin/python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/ready')"]
