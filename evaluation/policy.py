@@ -13,7 +13,10 @@ import unicodedata
 # Credit lines, agency tags and bylines: not image content (DESIGN.md, merge rules).
 # A label and a colon is a credit only when a name follows ("PHOTO: NASA", "Photo: Jane Doe");
 # "Black-and-white photograph: a clock" is a description, so the next word's case matters.
-CREDIT_LABEL = re.compile(r"(?i:\b(?:photo(?:graph)?|image|picture|credit|source|courtesy))\s*:\s*[A-Z]")
+# "PHOTO: Jane Doe" is a credit; "Black-and-white photograph: USS Texas" names the medium.
+CREDIT_LABEL = re.compile(
+    r"(?<![Bb]lack-and-white )(?i:\b(?:photo(?:graph)?|image|picture|credit|source|courtesy))\s*:\s*[A-Z]"
+)
 CREDIT_PATTERNS = [
     r"\bphoto(?:graph)?\s+(?:by|courtesy)\b",
     r"\bcourtesy\s+of\b",

@@ -297,7 +297,8 @@ def _informative(draft: Draft, page: PageContext, caption: str, medium: str | No
         if named and (len(named) != 1 or _people_seen(draft) != 1):
             subject = None  # a person's name only when one person is seen and one is named
         if subject and containment(subject, text) < 0.5 and containment(text, caption) < 0.8:
-            text = f"{draft_medium}: {subject}, {lower_first(rest)}" if draft_medium else f"{subject}: {lower_first(rest)}"
+            text = (f"{draft_medium}: {lower_first(subject)}, {lower_first(rest)}" if draft_medium
+                    else f"{subject}: {lower_first(rest)}")
             source = "merged"
     alt, cut = fit(text, budget)
     return _Out(alt, source, confidence, ["truncated"] if cut else [])

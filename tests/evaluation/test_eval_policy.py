@@ -60,3 +60,10 @@ def test_values_and_flags():
 def test_plain_text_strips_markup_and_control_characters():
     assert policy.plain_text("<b>Cats</b> &amp; dogs\x00\n  <script>x</script>") == "Cats & dogs x"
     assert policy.plain_text(None) == ""
+
+
+def test_a_medium_label_is_not_a_credit_line():
+    from evaluation.policy import credit_leak
+
+    assert not credit_leak("Black-and-white photograph: USS Texas, a boat.")
+    assert credit_leak("A boat at sea. Photograph: Jane Doe/Reuters")
