@@ -308,12 +308,15 @@ def _run(config, samples, dataset_path, systems, out_dir, meteor, drafters, log,
         policy_rows[s] = [policy.values(o["alt"], row["caption"], max_chars=max_chars,
                                         needs_review=o.get("needs_review"), informative=row["role"] != "decorative")
                           for o, row in zip(outputs[s], rows)]
-        if s == CAPTION_ONLY:  # the output is the caption: duplicating it says nothing
+        # Duplication only matters when readers see the caption too, and never for the caption itself.
+        duplication_skip = ("not applicable: the output is the caption" if s == CAPTION_ONLY else
+                            None if config.caption_visible else "not applicable: the caption is not shown on the page")
+        if duplication_skip:
             for values in policy_rows[s]:
                 values["caption_duplicate"] = None
         policy_metrics[s] = M.policy_metrics(policy_rows[s], counts)
-        if s == CAPTION_ONLY:
-            policy_metrics[s]["caption_duplicate"] = M.Metric.skip("not applicable: the output is the caption", n)
+        if duplication_skip:
+            policy_metrics[s]["caption_duplicate"] = M.Metric.skip(duplication_skip, n)
 
     all_metrics = {s: {**ref_metrics[s], **clip_metrics[s], **policy_metrics[s]} for s in systems}
     metric_names = [*M.REFERENCE_METRICS, *M.CLIP_METRICS, *M.POLICY_METRICS]
@@ -335,7 +338,8 @@ def _run(config, samples, dataset_path, systems, out_dir, meteor, drafters, log,
         for i, o in enumerate(outputs[s]):
             o["scores"] = {name: _num(all_metrics[s][name].per_sample[i])
                            for name in (*M.REFERENCE_METRICS, *M.CLIP_METRICS) if not all_metrics[s][name].skipped}
-            o["flags"] = policy.flags(o["alt"], None if s == CAPTION_ONLY else rows[i]["caption"], max_chars=max_chars,
+            shown_caption = rows[i]["caption"] if s != CAPTION_ONLY and config.caption_visible else None
+            o["flags"] = policy.flags(o["alt"], shown_caption, max_chars=max_chars,
                                       needs_review=o.get("needs_review"), informative=rows[i]["role"] != "decorative")
     for i, row in enumerate(rows):
         row["systems"] = {s: outputs[s][i] for s in systems}
