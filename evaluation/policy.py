@@ -6,9 +6,9 @@ fails; ``aggregate`` metrics in ``evaluation.metrics`` turn them into shares.
 """
 from __future__ import annotations
 
-import html
 import re
-import unicodedata
+
+from service.text import sanitise
 
 # Credit lines, agency tags and bylines: not image content (DESIGN.md, merge rules).
 # A label and a colon is a credit only when a name follows ("PHOTO: NASA", "Photo: Jane Doe");
@@ -47,7 +47,6 @@ BANNED_OPENERS = [
 ]
 _OPENER = re.compile(r"^\W*(?:" + "|".join(BANNED_OPENERS) + ")", re.IGNORECASE)
 
-_TAG = re.compile(r"<[^>]*>")
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 DUPLICATE_THRESHOLD = 0.8
 
@@ -61,12 +60,8 @@ NEEDS_REVIEW = "needs_review"
 
 
 def plain_text(text: str | None) -> str:
-    """Caption/context as plain text: tags stripped, entities decoded, control characters removed."""
-    if not text:
-        return ""
-    text = html.unescape(_TAG.sub(" ", text))
-    text = "".join(" " if unicodedata.category(ch)[0] in "CZ" else ch for ch in text)
-    return " ".join(text.split())
+    """Caption/context as plain text, exactly as the service cleans page text."""
+    return sanitise(text, limit=1_000_000)
 
 
 def tokens(text: str | None) -> list[str]:

@@ -108,7 +108,7 @@ def test_run_writes_four_files_with_the_expected_structure(first_run):
             assert row["systems"][system]["scores"]["CLIPScore"] is not None
     sign = rows[-2]["systems"]["merged"]["scores"]
     assert "CIDEr" not in sign or sign["CIDEr"] is None  # no reference: reference-free checks only
-    assert rows[0]["systems"]["caption-only"]["alt"] == 'alert("x") Bears in the wild'
+    assert rows[0]["systems"]["caption-only"]["alt"] == "Bears in the wild"  # tags and script text stripped, as the service does
     assert "credit_leak" in rows[1]["systems"]["caption-only"]["flags"]
     assert rows[2]["systems"]["merged"]["scores"]["CIDEr"] is not None
 
