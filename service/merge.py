@@ -209,12 +209,16 @@ class _Out:
 
 
 def merge(
-    draft: Draft, page: PageContext, *, max_chars: int = 125, review_below: float = 0.5, nlp_mode: str = "auto"
+    draft: Draft | None, page: PageContext, *, max_chars: int = 125, review_below: float = 0.5,
+    nlp_mode: str = "auto",
 ) -> AltResult:
+    """``draft`` may be None only for a decorative image, which needs no description."""
     budget = page.max_chars or max_chars
     if page.role == "decorative":
         return AltResult(alt="", decorative=True, confidence=1.0, needs_review=False, source="human",
                          ai_generated=False, draft=draft)
+    if draft is None:
+        raise ValueError(f"a {page.role} image needs a draft")
 
     caption, medium = strip_credits(sanitise(page.caption)) if page.caption else ("", None)
     if page.role == "functional":

@@ -38,10 +38,15 @@ def describe_batch(
         else load_image(src, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
         for src in images
     ]
-    drafts = drafter.draft([li.image for li in loaded], [_hint(p) for p in pages])
+    # A decorative image gets alt="" whatever it shows: it is loaded (so bad input still
+    # fails) but never costs a model call.
+    wanted = [i for i, page in enumerate(pages) if page.role != "decorative"]
+    drafts = drafter.draft([loaded[i].image for i in wanted], [_hint(pages[i]) for i in wanted]) if wanted else []
+    by_index = dict(zip(wanted, drafts))
     return [
-        merge(d, p, max_chars=settings.max_chars, review_below=settings.review_below, nlp_mode=settings.nlp)
-        for d, p in zip(drafts, pages)
+        merge(by_index.get(i), page, max_chars=settings.max_chars, review_below=settings.review_below,
+              nlp_mode=settings.nlp)
+        for i, page in enumerate(pages)
     ]
 
 

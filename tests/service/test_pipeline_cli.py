@@ -6,6 +6,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from models.imageio import ImageError
 from service.cli import app
 from service.pipeline import describe, describe_batch
 from service.result import PageContext
@@ -37,6 +38,32 @@ def test_existing_human_alt_is_kept_and_ours_only_proposed(offline_drafter):
 def test_decorative_image_gets_empty_alt(offline_drafter):
     result = describe(offline_drafter, CATS, PageContext(role="decorative"))
     assert result.alt == "" and result.decorative
+
+
+class _CountingDrafter:
+    """Wraps a real drafter and records how many images it was asked to describe."""
+
+    def __init__(self, inner):
+        self.inner, self.images = inner, 0
+
+    @property
+    def model(self):
+        return self.inner.model
+
+    def draft(self, images, hints=None):
+        self.images += len(images)
+        return self.inner.draft(images, hints)
+
+
+def test_decorative_images_cost_no_model_call(offline_drafter):
+    counting = _CountingDrafter(offline_drafter)
+    pages = [PageContext(role="decorative"), PageContext(), PageContext(role="decorative")]
+    results = describe_batch(counting, [CATS, BEARS, CATS], pages)
+    assert counting.images == 1
+    assert [r.alt for r in results][0::2] == ["", ""] and "bear" in results[1].alt.lower()
+    with pytest.raises(ImageError) as err:  # decorative or not, a bad image is still refused
+        describe_batch(counting, [b""], [PageContext(role="decorative")])
+    assert err.value.code == "invalid_image"
 
 
 def test_length_budget_is_respected_without_cutting_words(offline_drafter):
