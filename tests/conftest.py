@@ -29,6 +29,21 @@ def text_image(lines: list[str], size: int = 36) -> Image.Image:
     return image
 
 
+class CountingDrafter:
+    """Wraps a real drafter and records how many images it was asked to describe."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.images = inner, 0
+
+    @property
+    def model(self):
+        return self.inner.model
+
+    def draft(self, images, hints=None):
+        self.images += len(images)
+        return self.inner.draft(images, hints)
+
+
 @pytest.fixture(scope="session")
 def offline_drafter():
     from models.offline import OfflineDrafter

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from evaluation import metrics as M
 from evaluation.cli import eval_command
 from evaluation.runner import EvalConfig, run, select_systems, system_names
-from tests.conftest import COCO_FIXTURES, text_image
+from tests.conftest import COCO_FIXTURES, CountingDrafter, text_image
 from tests.evaluation.tiny_clip import build_tiny_clip
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not M.java_available(), reason="needs Java")]
@@ -40,19 +40,6 @@ def _dataset(folder):
     path = folder / "set.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
-
-
-class CountingDrafter:
-    def __init__(self, inner) -> None:
-        self.inner, self.images = inner, 0
-
-    @property
-    def model(self):
-        return self.inner.model
-
-    def draft(self, images, hints=None):
-        self.images += len(images)
-        return self.inner.draft(images, hints)
 
 
 @pytest.fixture(scope="module")

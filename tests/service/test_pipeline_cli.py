@@ -10,7 +10,7 @@ from models.imageio import ImageError
 from service.cli import app
 from service.pipeline import describe, describe_batch
 from service.result import PageContext
-from tests.conftest import COCO_FIXTURES
+from tests.conftest import COCO_FIXTURES, CountingDrafter
 
 pytestmark = pytest.mark.slow
 CATS = COCO_FIXTURES / "000000555705.jpg"
@@ -40,23 +40,8 @@ def test_decorative_image_gets_empty_alt(offline_drafter):
     assert result.alt == "" and result.decorative
 
 
-class _CountingDrafter:
-    """Wraps a real drafter and records how many images it was asked to describe."""
-
-    def __init__(self, inner):
-        self.inner, self.images = inner, 0
-
-    @property
-    def model(self):
-        return self.inner.model
-
-    def draft(self, images, hints=None):
-        self.images += len(images)
-        return self.inner.draft(images, hints)
-
-
 def test_decorative_images_cost_no_model_call(offline_drafter):
-    counting = _CountingDrafter(offline_drafter)
+    counting = CountingDrafter(offline_drafter)
     pages = [PageContext(role="decorative"), PageContext(), PageContext(role="decorative")]
     results = describe_batch(counting, [CATS, BEARS, CATS], pages)
     assert counting.images == 1

@@ -6,7 +6,6 @@ import base64
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -17,17 +16,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import COCO_FIXTURES
+from tests.service.apikit import free_port
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 ALTTEXT = str(Path(sys.executable).with_name("alttext"))
 CATS = COCO_FIXTURES / "000000555705.jpg"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _get(url: str) -> tuple[int, dict]:
@@ -44,7 +38,7 @@ def server(tmp_path_factory):
     env = {**os.environ, "ALTTEXT_DATA_DIR": str(data)}
     key = subprocess.run([ALTTEXT, "keys", "create", "readme"], env=env, cwd=ROOT, capture_output=True, text=True,
                          check=True).stdout.strip()
-    port = _free_port()
+    port = free_port()
     log = data / "server.log"
     with open(log, "w") as out:
         proc = subprocess.Popen([ALTTEXT, "serve", "--port", str(port)], cwd=ROOT, env=env, stdout=out,
