@@ -16,7 +16,6 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from itertools import combinations
 from pathlib import Path
 from typing import Literal
@@ -26,6 +25,7 @@ import numpy as np
 from evaluation import metrics as M
 from evaluation import policy, stats
 from evaluation.datasets import SHIPPED, Sample, file_sha256, load_samples, resolve
+from models.registry import installed_version
 
 CAPTION_ONLY, DRAFT_ONLY, MERGED = "caption-only", "draft-only", "merged"
 BASE_SYSTEMS = (CAPTION_ONLY, DRAFT_ONLY, MERGED)
@@ -91,12 +91,6 @@ def default_out(config: EvalConfig) -> Path:
 
 
 def _versions() -> dict:
-    def v(pkg: str) -> str | None:
-        try:
-            return version(pkg)
-        except PackageNotFoundError:
-            return None
-
     from evaluation.cache import code_fingerprint
 
     repo = Path(__file__).resolve().parents[1]
@@ -109,9 +103,9 @@ def _versions() -> dict:
     except (OSError, subprocess.TimeoutExpired):
         pass
     return {
-        "alttext": v("alttext"), "git_commit": commit, "git_dirty": dirty,
+        "alttext": installed_version("alttext"), "git_commit": commit, "git_dirty": dirty,
         "python": platform.python_version(), "platform": platform.platform(),
-        **{pkg: v(pkg) for pkg in ("pycocoevalcap", "numpy", "torch", "transformers", "pillow")},
+        **{pkg: installed_version(pkg) for pkg in ("pycocoevalcap", "numpy", "torch", "transformers", "pillow")},
         "java": M.java_version(),
         "drafting_code": code_fingerprint(),
     }

