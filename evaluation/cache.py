@@ -17,7 +17,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from models.base import Drafter
+from models.base import Capabilities, Drafter
 from models.draft import Draft, ModelRef
 
 ENV = "ALTTEXT_EVAL_CACHE"
@@ -97,7 +97,7 @@ class DraftCache:
         self._db.close()
 
 
-class CachingDrafter:
+class CachingDrafter(Drafter):
     """A Drafter that answers from the cache and sends only misses, batched, to the real drafter.
 
     ``describe_batch`` hands it the decoded PIL images; ``register`` maps each image object
@@ -109,13 +109,20 @@ class CachingDrafter:
         self.cache = cache
         self._sha: dict[int, str] = {}
         self._fingerprint = model_fingerprint(drafter.model)
-        self._uses_hints = drafter.model.backend != "offline"  # offline templates take no prompt
+        self._uses_hints = drafter.capabilities.takes_hints  # hints are part of the key only if they matter
         self.hits = 0
         self.misses = 0
 
     @property
     def model(self) -> ModelRef:
         return self.drafter.model
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.drafter.capabilities
+
+    def warm_up(self) -> None:
+        self.drafter.warm_up()
 
     def register(self, image: Image.Image, sha256: str) -> None:
         self._sha[id(image)] = sha256

@@ -62,8 +62,7 @@ def main(
     samples = load_samples(dataset, limit=limit)
     load_start = time.perf_counter()
     drafter = load_drafter(model)
-    if hasattr(drafter, "warm_up"):
-        drafter.warm_up()
+    drafter.warm_up()
     load_s = time.perf_counter() - load_start
 
     rows, latencies = [], []

@@ -25,7 +25,7 @@ import numpy as np
 from evaluation import metrics as M
 from evaluation import policy, stats
 from evaluation.datasets import SHIPPED, Sample, file_sha256, load_samples, resolve
-from models.registry import installed_version
+from models.versions import installed_version
 
 CAPTION_ONLY, DRAFT_ONLY, MERGED = "caption-only", "draft-only", "merged"
 BASE_SYSTEMS = (CAPTION_ONLY, DRAFT_ONLY, MERGED)

@@ -1,27 +1,92 @@
-"""Pick a drafter backend from one setting: ``offline`` or any Hugging Face model id / local path."""
+"""Pick a drafter backend from one setting (ALTTEXT_MODEL), one way: names map to lazy import paths.
+
+The registry imports no backend until one is chosen, and backends import only leaf modules
+(``models.base``, ``models.draft``, ``models.versions``, ...), never this one. So choosing
+``offline`` does not import torch or transformers, and choosing a transformers model does not
+import the offline models.
+
+- an exact name (``offline``, ``debug``) picks that backend;
+- ``PREFIX:REST`` picks a prefixed backend (``register_prefix("openai", ...)`` makes
+  ``openai:gpt-4o-mini`` work; the backend's ``from_name`` gets the whole name);
+- anything else is a Hugging Face hub id or local path for the transformers backend.
+"""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
+from importlib import import_module
+from typing import Any
 
 from models.base import Drafter
+from models.versions import installed_version
 
 OFFLINE = "offline"
+TRANSFORMERS = "transformers"
+
+# name -> "module:Class"; imported only when chosen (or listed by `alttext models`).
+BACKENDS: dict[str, str] = {
+    OFFLINE: "models.offline.backend:OfflineDrafter",
+    "debug": "models.debug:DebugDrafter",
+}
+# "prefix" in "prefix:model" -> "module:Class".
+PREFIXES: dict[str, str] = {}
+# Everything else: a hub id or local path.
+FALLBACK = (TRANSFORMERS, "models.transformers_backend:TransformersDrafter")
+
+__all__ = ["BACKENDS", "PREFIXES", "BackendInfo", "backend_class", "backend_name", "describe_backends",
+           "installed_version", "load_drafter", "register", "register_prefix"]
 
 
-def load_drafter(model: str = OFFLINE, **options) -> Drafter:
-    """``offline`` -> the bundled models; anything else is a transformers hub id or local path.
+def register(name: str, target: str) -> None:
+    """Add an exactly named backend: ``register("mine", "package.module:MyDrafter")``."""
+    BACKENDS[name] = target
+
+
+def register_prefix(prefix: str, target: str) -> None:
+    """Add a backend chosen by ``prefix:anything`` (e.g. ``openai:gpt-4o-mini``)."""
+    PREFIXES[prefix] = target
+
+
+def _target(model: str) -> tuple[str, str]:
+    """(backend name, import path) for an ALTTEXT_MODEL value."""
+    if model in BACKENDS:
+        return model, BACKENDS[model]
+    prefix, sep, rest = model.partition(":")
+    if sep and rest and prefix in PREFIXES:
+        return prefix, PREFIXES[prefix]
+    return FALLBACK
+
+
+def backend_name(model: str) -> str:
+    """Which backend an ALTTEXT_MODEL value chooses (imports nothing)."""
+    return _target(model)[0]
+
+
+def _import(target: str) -> type[Drafter]:
+    module, _, attr = target.partition(":")
+    cls = getattr(import_module(module), attr)
+    if not (isinstance(cls, type) and issubclass(cls, Drafter)):
+        raise TypeError(f"{target} is not a models.base.Drafter")
+    return cls
+
+
+def backend_class(model: str) -> type[Drafter]:
+    """The Drafter class an ALTTEXT_MODEL value chooses (imports that backend only)."""
+    return _import(_target(model)[1])
+
+
+def load_drafter(model: str = OFFLINE, **options: Any) -> Drafter:
+    """``offline``, ``debug``, ``prefix:...`` or a transformers hub id / local path -> a Drafter.
 
     ``options`` go to the backend (device, dtype, revision, batch_size, max_new_tokens for
     transformers); unknown ones raise TypeError so a typo in settings is not silent.
     """
-    if model == OFFLINE:
-        from models.offline import OfflineDrafter
+    return backend_class(model).from_name(model, **options)
 
-        return OfflineDrafter(**options)
-    from models.transformers_backend import TransformersDrafter
 
-    return TransformersDrafter(model, **options)
+def drafter_options(model: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The generic drafter settings (revision, device, dtype, batch_size) the chosen backend takes."""
+    return backend_class(model).options_from(values)
 
 
 @dataclass(frozen=True)
@@ -31,29 +96,16 @@ class BackendInfo:
     detail: str
 
 
-def installed_version(package: str) -> str | None:
-    """The installed distribution's version, or None when it is not installed."""
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return None
-
-
 def describe_backends() -> list[BackendInfo]:
-    """What each backend needs and whether it is installed here (nothing is loaded)."""
-    from models.offline.backend import COMPONENTS
-
-    parts = {name: installed_version(pkg) for name, pkg in COMPONENTS.items()}
-    offline = BackendInfo(
-        name=OFFLINE,
-        installed=all(parts.values()),
-        detail="; ".join(f"{name}: {COMPONENTS[name]} {v or 'MISSING'}" for name, v in parts.items()),
-    )
-    torch_v, tf_v = installed_version("torch"), installed_version("transformers")
-    transformers = BackendInfo(
-        name="transformers",
-        installed=bool(torch_v and tf_v),
-        detail=f"torch {torch_v or 'MISSING'}, transformers {tf_v or 'MISSING'}; "
-        "set ALTTEXT_MODEL to a hub id or local path (weights download on first use unless local)",
-    )
-    return [offline, transformers]
+    """What each backend needs and whether it is installed here (no weights are loaded)."""
+    entries = [*BACKENDS.items(), *((f"{p}:MODEL", t) for p, t in PREFIXES.items()), FALLBACK]
+    infos = []
+    for name, target in entries:
+        try:
+            cls = _import(target)
+        except ImportError as exc:
+            infos.append(BackendInfo(name=name, installed=False, detail=f"cannot import {target}: {exc}"))
+            continue
+        versions = {label: installed_version(pkg) for label, pkg in cls.requires.items()}
+        infos.append(BackendInfo(name=name, installed=all(versions.values()), detail=cls.describe_requirements()))
+    return infos

@@ -25,8 +25,10 @@ from transformers import (
 )
 from transformers.utils.hub import resolve_revision
 
+from models.base import Capabilities, Drafter
 from models.draft import Draft, Evidence, ModelRef
 from models.pixels import is_greyscale
+from models.versions import installed_version
 
 DEFAULT_INSTRUCTION = (
     "Write alt text for this image: one or two plain sentences saying what it shows. "
@@ -95,7 +97,7 @@ def pick_dtype(dtype: str | None, device: str) -> torch.dtype:
     return torch.float32
 
 
-class TransformersDrafter:
+class TransformersDrafter(Drafter):
     """Drafts alt text with a Hugging Face vision-language model (hub id or local directory).
 
     ``prompt`` replaces the default instruction of a chat model, or is the text prompt of a
@@ -103,6 +105,19 @@ class TransformersDrafter:
     ``dtype`` default to the best available ("auto" means the same). ``local_files_only=None``
     leaves the choice to transformers (HF_HUB_OFFLINE).
     """
+
+    requires = {"torch": "torch", "transformers": "transformers"}
+    settings_options = ("revision", "device", "dtype", "batch_size")
+
+    @classmethod
+    def from_name(cls, name: str, **options) -> TransformersDrafter:
+        return cls(name, **options)
+
+    @classmethod
+    def describe_requirements(cls) -> str:
+        torch_v, tf_v = installed_version("torch"), installed_version("transformers")
+        return (f"torch {torch_v or 'MISSING'}, transformers {tf_v or 'MISSING'}; "
+                "set ALTTEXT_MODEL to a hub id or local path (weights download on first use unless local)")
 
     def __init__(
         self,
@@ -172,6 +187,12 @@ class TransformersDrafter:
     @property
     def model(self) -> ModelRef:
         return self._ref
+
+    @property
+    def capabilities(self) -> Capabilities:
+        # A chat model reads the page hint; a captioner may take a fixed prompt. Either way the
+        # draft can depend on the request, so caches key on the hint.
+        return Capabilities(takes_hints=True, batch_size=self._batch_size, device=self._device)
 
     def prompts_for(self, hints: Sequence[str | None]) -> list[str] | None:
         """The text fed to the processor for each image, or None for unconditional captioning."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from models.base import Drafter
+from models.base import Capabilities, Drafter
 from models.draft import Draft, ModelRef
 from models.imageio import LoadedImage
 from service.observability import Metrics
@@ -43,7 +43,7 @@ class _Work:
     future: asyncio.Future
 
 
-class _TimedDrafter:
+class _TimedDrafter(Drafter):
     """The real drafter, timed, so the draft stage is measured apart from merge."""
 
     def __init__(self, inner: Drafter) -> None:
@@ -52,6 +52,10 @@ class _TimedDrafter:
     @property
     def model(self) -> ModelRef:
         return self.inner.model
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.inner.capabilities
 
     def draft(self, images: Sequence[Image.Image], hints: Sequence[str | None] | None = None) -> list[Draft]:
         start = time.perf_counter()

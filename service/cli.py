@@ -90,12 +90,12 @@ def _report_error(path: Path, exc, as_json: bool) -> None:
 @app.command()
 def models() -> None:
     """List drafter backends and whether they are installed."""
-    from models.registry import describe_backends
+    from models.registry import backend_name, describe_backends
 
-    current = get_settings().model
+    current = backend_name(get_settings().model)
     for info in describe_backends():
         mark = "installed" if info.installed else "NOT INSTALLED"
-        active = "  <- ALTTEXT_MODEL" if info.name == current or (info.name == "transformers" and current != "offline") else ""
+        active = "  <- ALTTEXT_MODEL" if info.name.partition(":")[0] == current else ""
         typer.echo(f"{info.name:13s} {mark}{active}\n    {info.detail}")
 
 

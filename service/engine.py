@@ -73,8 +73,7 @@ class AltTextEngine:
         from models.registry import load_drafter
 
         drafter = load_drafter(self.settings.model, **self.settings.drafter_options())
-        if hasattr(drafter, "warm_up"):
-            drafter.warm_up()
+        drafter.warm_up()
         # Warm the rest of the pipeline too (merge loads its language model lazily), so the
         # first caller after /ready is as fast as the next.
         buf = io.BytesIO()

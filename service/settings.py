@@ -20,7 +20,7 @@ def _split(value):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ALTTEXT_", env_file=".env", extra="ignore")
 
-    model: str = Field("offline", description="'offline' or a Hugging Face model id / local path.")
+    model: str = Field("offline", description="'offline', 'debug' or a Hugging Face model id / local path.")
     model_revision: str | None = Field(None, description="Hub revision (branch, tag or commit) to pin.")
     device: str | None = Field(None, description="cuda, mps or cpu; default picks the best available.")
     dtype: Literal["auto", "float32", "float16", "bfloat16"] | None = None
@@ -102,10 +102,12 @@ class Settings(BaseSettings):
         return value
 
     def drafter_options(self) -> dict:
-        if self.model == "offline":
-            return {}
-        options = {"revision": self.model_revision, "device": self.device, "dtype": self.dtype}
-        return {k: v for k, v in options.items() if v is not None} | {"batch_size": self.batch_size}
+        """The generic drafter settings that the chosen backend takes (the backend says which)."""
+        from models.registry import drafter_options
+
+        values = {"revision": self.model_revision, "device": self.device, "dtype": self.dtype,
+                  "batch_size": self.batch_size}
+        return drafter_options(self.model, values)
 
     @property
     def loopback_only(self) -> bool:

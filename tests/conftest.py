@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
+from models.base import Drafter
+
 FIXTURES = Path(__file__).parent / "fixtures"
 COCO_FIXTURES = FIXTURES / "coco"
 
@@ -29,7 +31,7 @@ def text_image(lines: list[str], size: int = 36) -> Image.Image:
     return image
 
 
-class CountingDrafter:
+class CountingDrafter(Drafter):
     """Wraps a real drafter and records how many images it was asked to describe."""
 
     def __init__(self, inner) -> None:
@@ -39,6 +41,10 @@ class CountingDrafter:
     def model(self):
         return self.inner.model
 
+    @property
+    def capabilities(self):
+        return self.inner.capabilities
+
     def draft(self, images, hints=None):
         self.images += len(images)
         return self.inner.draft(images, hints)
@@ -46,6 +52,6 @@ class CountingDrafter:
 
 @pytest.fixture(scope="session")
 def offline_drafter():
-    from models.offline import OfflineDrafter
+    from models.offline.backend import OfflineDrafter
 
     return OfflineDrafter()

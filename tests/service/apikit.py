@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from PIL import Image, ImageStat
 
+from models.base import Drafter
 from models.draft import Draft, Evidence, ModelRef
 
 PALETTE = {
@@ -29,7 +30,7 @@ def colour_name(rgb: Sequence[float]) -> str:
     return min(PALETTE, key=lambda n: sum((a - b) ** 2 for a, b in zip(rgb, PALETTE[n])))
 
 
-class ColourDrafter:
+class ColourDrafter(Drafter):
     def __init__(self, delay_s: float = 0.0) -> None:
         self.delay_s = delay_s
         self.batches: list[int] = []
