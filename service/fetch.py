@@ -13,6 +13,7 @@ import ipaddress
 import socket
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from urllib.parse import urljoin
 
 import httpx
@@ -32,6 +33,15 @@ class FetchError(Exception):
     def __init__(self, code: str, reason: str, message: str) -> None:
         super().__init__(message)
         self.code, self.reason, self.message = code, reason, message
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A successful download: where it ended up after redirects, its media type and body."""
+
+    url: str
+    content_type: str
+    body: bytes
 
 
 async def system_resolve(host: str, port: int) -> list[str]:
@@ -138,16 +148,20 @@ class Fetcher:
 
     async def get(self, url: str) -> bytes:
         """The body at ``url``, following checked redirects, at most ``max_bytes``."""
+        return (await self.fetch(url)).body
+
+    async def fetch(self, url: str, *, accept: str = "image/*", headers: dict[str, str] | None = None) -> Fetched:
+        """Like ``get``, also saying the final URL and media type (pages, robots.txt, sitemaps)."""
         try:
             async with asyncio.timeout(self.timeout_s):
-                return await self._get(url)
+                return await self._get(url, {**(headers or {}), "Accept": accept})
         except TimeoutError as exc:
             raise FetchError("timeout", "timeout", f"The download took longer than {self.timeout_s:g} s.") from exc
 
-    async def _get(self, url: str) -> bytes:
+    async def _get(self, url: str, headers: dict[str, str]) -> Fetched:
         current = _parse(url)
         for _ in range(self.max_redirects + 1):
-            response = await self._open("GET", current, None, {"Accept": "image/*"})
+            response = await self._open("GET", current, None, headers)
             try:
                 if response.status_code in _REDIRECTS and "location" in response.headers:
                     current = _parse(urljoin(str(current), response.headers["location"]))
@@ -155,7 +169,9 @@ class Fetcher:
                 if response.status_code != 200:
                     raise FetchError("fetch_failed", f"http_{response.status_code}",
                                      f"{current.host} answered HTTP {response.status_code}.")
-                return await self._read_capped(response)
+                body = await self._read_capped(response)
+                ctype = response.headers.get("content-type", "").split(";")[0].strip().lower()
+                return Fetched(str(current), ctype, body)
             finally:
                 await response.aclose()
         raise FetchError("fetch_failed", "too_many_redirects", f"More than {self.max_redirects} redirects.")
