@@ -187,7 +187,7 @@ def _run(config, samples, dataset_path, systems, out_dir, meteor, drafters, log,
 
     from models.imageio import ImageError, load_image
     from service.pipeline import describe_batch
-    from service.result import PageContext
+    from service.page import PageContext
 
     timing: dict[str, float] = {}
     model_ids = list(dict.fromkeys(m for s in systems if (m := _model_of(s, config.models)) is not None))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from models.draft import Draft, Evidence, ModelRef
 from service.merge import merge
-from service.result import PageContext
+from service.page import PageContext
 from service.text import strip_credits
 
 ROOT = Path(__file__).resolve().parents[1]

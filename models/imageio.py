@@ -250,7 +250,7 @@ def _load_svg(data: bytes, max_pixels: int, digest: str) -> LoadedImage | None:
     """None when the document's root is not <svg> (HTML etc.): the caller then
     reports it as an unknown, unsupported type."""
     try:
-        clean = svg.sanitize(data, max_pixels)
+        clean = svg.sanitise(data, max_pixels)
     except svg.NotSvg:
         return None
     if not svg.SUPPORTED:

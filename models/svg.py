@@ -36,7 +36,7 @@ class NotSvg(Exception):
     """The XML's root is not <svg> (HTML and the like)."""
 
 
-def sanitize(data: bytes, max_pixels: int) -> str:
+def sanitise(data: bytes, max_pixels: int) -> str:
     """Parse with expat and re-serialise, so the renderer only ever sees a document
     with no DTD, no entities and no references outside itself.
 

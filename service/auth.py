@@ -29,14 +29,14 @@ def _hash(secret: str) -> str:
 
 
 class KeyStore:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, db: Engine) -> None:
+        self.db = db
 
     def create(self, name: str, rate_limit: int | None = None) -> tuple[ApiKey, str]:
         """A new key and its secret. The secret is returned once and never stored."""
         secret = KEY_PREFIX + secrets.token_urlsafe(32)
         key = ApiKey(id="key_" + secrets.token_hex(6), name=name, rate_limit=rate_limit, created_at=time.time())
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             conn.execute(insert(api_keys).values(id=key.id, name=name, hash=_hash(secret), rate_limit=rate_limit,
                                                  created_at=key.created_at))
         return key, secret
@@ -44,19 +44,19 @@ class KeyStore:
     def verify(self, secret: str) -> ApiKey | None:
         if not secret.startswith(KEY_PREFIX):
             return None
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             row = conn.execute(select(api_keys).where(api_keys.c.hash == _hash(secret))).mappings().first()
         if row is None or row["revoked_at"] is not None:
             return None
         return _key(row)
 
     def list(self) -> list[ApiKey]:
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             rows = conn.execute(select(api_keys).order_by(api_keys.c.created_at)).mappings().all()
         return [_key(r) for r in rows]
 
     def revoke(self, key_id: str) -> bool:
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             res = conn.execute(update(api_keys).where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
                                .values(revoked_at=time.time()))
         return res.rowcount == 1

@@ -24,7 +24,8 @@ from models.draft import Draft, ModelRef
 from models.imageio import LoadedImage
 from service.observability import Metrics
 from service.pipeline import describe_batch
-from service.result import AltResult, PageContext
+from service.page import PageContext
+from service.result import AltResult
 from service.settings import Settings
 
 log = logging.getLogger("service.batching")

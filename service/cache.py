@@ -16,7 +16,8 @@ from sqlalchemy.exc import IntegrityError
 from models.draft import ModelRef
 from service.db import cache_entries
 from service.merge import POLICY_VERSION
-from service.result import AltResult, PageContext
+from service.page import PageContext
+from service.result import AltResult
 from service.settings import Settings
 
 PRUNE_EVERY = 500  # puts between size checks
@@ -34,19 +35,19 @@ def cache_key(image_sha256: str, model: ModelRef, page: PageContext, settings: S
 
 
 class ResultCache:
-    def __init__(self, engine: Engine, max_entries: int = 100_000) -> None:
-        self.engine, self.max_entries = engine, max_entries
+    def __init__(self, db: Engine, max_entries: int = 100_000) -> None:
+        self.db, self.max_entries = db, max_entries
         self._puts = 0
         self._lock = threading.Lock()
 
     def get(self, key: str) -> AltResult | None:
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             row = conn.execute(select(cache_entries.c.result).where(cache_entries.c.key == key)).first()
         return AltResult.model_validate_json(row[0]) if row else None
 
     def put(self, key: str, result: AltResult) -> None:
         try:
-            with self.engine.begin() as conn:
+            with self.db.begin() as conn:
                 conn.execute(insert(cache_entries).values(key=key, result=result.model_dump_json(),
                                                           created_at=time.time()))
         except IntegrityError:
@@ -59,7 +60,7 @@ class ResultCache:
 
     def prune(self) -> None:
         """Drop the oldest entries beyond ``max_entries``."""
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             cutoff = conn.execute(select(cache_entries.c.created_at).order_by(cache_entries.c.created_at.desc())
                                   .offset(self.max_entries).limit(1)).scalar()
             if cutoff is not None:

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from evaluation.cli import eval_command
-from service.result import PageContext, Role
+from service.page import PageContext, Role
 from service.settings import get_settings
 
 app = typer.Typer(help="Alt text for images: a vision model drafts, page context and WCAG rules finish.",

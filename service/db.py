@@ -86,14 +86,16 @@ cache_entries = Table(
 
 
 def connect(url: str) -> Engine:
-    """Engine for ``url`` with the schema in place. SQLite gets WAL and a busy timeout."""
+    """A SQLAlchemy engine for ``url`` with the schema in place. SQLite gets WAL and a busy timeout.
+
+    Callers name it ``db`` (never ``engine``: that word is kept for service.engine.AltTextEngine)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        db = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
-        @event.listens_for(engine, "connect")
+        @event.listens_for(db, "connect")
         def _pragmas(dbapi_conn, _record):
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
@@ -101,6 +103,6 @@ def connect(url: str) -> Engine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
     else:
-        engine = create_engine(url, pool_pre_ping=True)
-    metadata.create_all(engine)
-    return engine
+        db = create_engine(url, pool_pre_ping=True)
+    metadata.create_all(db)
+    return db

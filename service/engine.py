@@ -23,7 +23,8 @@ from service.cache import ResultCache, cache_key
 from service.fetch import Fetcher, FetchError
 from service.observability import Metrics
 from service.pipeline import describe_batch
-from service.result import AltResult, PageContext
+from service.page import PageContext
+from service.result import AltResult
 from service.settings import Settings
 
 log = logging.getLogger("service.engine")

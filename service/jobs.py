@@ -32,8 +32,8 @@ class IdempotencyConflict(Exception):
 
 
 class JobStore:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, db: Engine) -> None:
+        self.db = db
 
     # --- API side ------------------------------------------------------------------------
 
@@ -44,7 +44,7 @@ class JobStore:
         now = time.time()
         job_id = "job_" + secrets.token_hex(12)
         try:
-            with self.engine.begin() as conn:
+            with self.db.begin() as conn:
                 conn.execute(insert(jobs).values(
                     id=job_id, owner=owner, status="queued", total=len(items), succeeded=0, failed=0,
                     created_at=now, updated_at=now, idempotency_key=idempotency_key, request_hash=request_hash,
@@ -56,7 +56,7 @@ class JobStore:
         except IntegrityError:
             if idempotency_key is None:
                 raise
-            with self.engine.connect() as conn:
+            with self.db.connect() as conn:
                 row = conn.execute(select(jobs).where(jobs.c.owner == owner,
                                                       jobs.c.idempotency_key == idempotency_key)).mappings().one()
             if row["request_hash"] != request_hash:
@@ -65,12 +65,12 @@ class JobStore:
         return self.get(job_id, owner), True
 
     def get(self, job_id: str, owner: str) -> dict | None:
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             row = conn.execute(select(jobs).where(jobs.c.id == job_id, jobs.c.owner == owner)).mappings().first()
         return self._summary(row) if row else None
 
     def items(self, job_id: str, after: int, limit: int) -> list[dict]:
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             rows = conn.execute(select(job_items.c.idx, job_items.c.ref, job_items.c.state, job_items.c.result,
                                        job_items.c.error)
                                 .where(job_items.c.job_id == job_id, job_items.c.idx > after)
@@ -81,7 +81,7 @@ class JobStore:
 
     def cancel(self, job_id: str, owner: str) -> dict | None:
         now = time.time()
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             res = conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.owner == owner,
                                                   jobs.c.status.in_(ACTIVE))
                                .values(status="cancelled", updated_at=now, finished_at=now,
@@ -97,7 +97,7 @@ class JobStore:
         """Take the least recently touched active job whose lease is free or ours."""
         now = time.time()
         free = or_(jobs.c.lease_expires.is_(None), jobs.c.lease_expires < now, jobs.c.lease_owner == worker)
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             candidates = conn.execute(select(jobs.c.id).where(jobs.c.status.in_(ACTIVE), free)
                                       .order_by(jobs.c.updated_at).limit(5)).scalars().all()
             for job_id in candidates:
@@ -109,19 +109,19 @@ class JobStore:
 
     def renew(self, job_id: str, worker: str, lease_s: float) -> bool:
         """False when the job was cancelled or taken over: stop working on it."""
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             res = conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.lease_owner == worker,
                                                   jobs.c.status == "running")
                                .values(lease_expires=time.time() + lease_s))
         return res.rowcount == 1
 
     def release(self, job_id: str, worker: str) -> None:
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.lease_owner == worker)
                          .values(lease_owner=None, lease_expires=None))
 
     def pending(self, job_id: str, limit: int) -> list[tuple[int, dict]]:
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             rows = conn.execute(select(job_items.c.idx, job_items.c.input)
                                 .where(job_items.c.job_id == job_id, job_items.c.state == "pending")
                                 .order_by(job_items.c.idx).limit(limit)).all()
@@ -130,7 +130,7 @@ class JobStore:
     def record(self, job_id: str, outcomes: Sequence[tuple[int, dict | None, dict | None]]) -> tuple[int, int]:
         """Write (index, result, error) for items still pending; (results, errors) written."""
         written = ok = bad = 0
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             for idx, result, error in outcomes:
                 res = conn.execute(
                     update(job_items).where(job_items.c.job_id == job_id, job_items.c.idx == idx,
@@ -150,7 +150,7 @@ class JobStore:
 
     def finish_if_done(self, job_id: str) -> bool:
         now = time.time()
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             left = conn.execute(select(func.count()).select_from(job_items)
                                 .where(job_items.c.job_id == job_id, job_items.c.state == "pending")).scalar()
             if left:
@@ -166,7 +166,7 @@ class JobStore:
     def claim_webhooks(self, now: float, hold_s: float, limit: int = 10) -> list[dict]:
         """Due deliveries, each pushed back by ``hold_s`` so no other worker sends it meanwhile."""
         out = []
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             rows = conn.execute(select(jobs).where(jobs.c.webhook_state == "pending", jobs.c.webhook_next_at <= now)
                                 .order_by(jobs.c.webhook_next_at).limit(limit)).mappings().all()
             for row in rows:
@@ -179,7 +179,7 @@ class JobStore:
         return out
 
     def webhook_attempted(self, job_id: str, attempts: int, state: str, next_at: float | None) -> None:
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             conn.execute(update(jobs).where(jobs.c.id == job_id)
                          .values(webhook_attempts=attempts, webhook_state=state, webhook_next_at=next_at))
 
@@ -202,7 +202,7 @@ _STATUS = {"pending": "pending", "done": "ok", "error": "error", "cancelled": "c
 
 
 class JobRunner:
-    """Works through jobs one chunk at a time on the shared engine (background priority)."""
+    """Works through jobs one chunk at a time on the shared alt-text engine (background priority)."""
 
     def __init__(self, store: JobStore, engine: AltTextEngine, metrics: Metrics, *, lease_s: float,
                  chunk: int, on_finished=None, poll_s: float = 1.0) -> None:

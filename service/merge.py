@@ -19,8 +19,9 @@ from pathlib import PurePosixPath
 from urllib.parse import unquote, urlsplit
 
 from models.draft import Draft
-from service import entities
-from service.result import AltResult, PageContext, Source
+from service import ner
+from service.page import PageContext
+from service.result import AltResult, Source
 from service.text import containment, content_words, fit, lower_first, sanitise, sentences, strip_credits, upper_first
 
 POLICY_VERSION = "2026-11-27.1"  # part of the cache key: bump when output for the same input changes
@@ -126,7 +127,7 @@ def ground(text: str, draft: Draft, caption: str, nlp_mode: str) -> tuple[str, s
     person is seen and exactly one is named. Returns (text, name used or None)."""
     if not caption or _people_seen(draft) != 1:
         return text, None
-    people = [e.text for e in entities.find_entities(caption, nlp_mode) if e.kind == "person"]
+    people = [e.text for e in ner.find_entities(caption, nlp_mode) if e.kind == "person"]
     if len(people) != 1 or people[0].lower() in text.lower():
         return text, None
     match = _ONE_PERSON.search(text)
@@ -139,7 +140,7 @@ def ground(text: str, draft: Draft, caption: str, nlp_mode: str) -> tuple[str, s
 def _caption_subject(caption: str, nlp_mode: str) -> str | None:
     """The caption's lead noun phrase, if short: who or what the picture is of."""
     first = sentences(caption)[0].rstrip(".") if caption else ""
-    return entities.subject_phrase(first, nlp_mode, max_words=6) if first else None
+    return ner.subject_phrase(first, nlp_mode, max_words=6) if first else None
 
 
 # After a caption's facts, a wrong object is worse than none: only confident drafts add.
@@ -297,7 +298,7 @@ def _informative(draft: Draft, page: PageContext, caption: str, medium: str | No
         # A visible caption: say what the picture shows and who or what it is of,
         # without repeating the caption's sentence.
         subject = _caption_subject(caption, nlp_mode)
-        named = [e for e in entities.find_entities(subject, nlp_mode) if e.kind == "person"] if subject else []
+        named = [e for e in ner.find_entities(subject, nlp_mode) if e.kind == "person"] if subject else []
         if named and (len(named) != 1 or _people_seen(draft) != 1):
             subject = None  # a person's name only when one person is seen and one is named
         if subject and containment(subject, text) < 0.5 and containment(text, caption) < 0.8:

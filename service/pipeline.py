@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from models.base import Drafter
 from models.imageio import LoadedImage, load_image
 from service.merge import merge
-from service.result import AltResult, PageContext
+from service.page import PageContext
+from service.result import AltResult
 from service.settings import Settings, get_settings
 from service.text import sanitise, strip_credits
 

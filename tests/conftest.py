@@ -1,53 +1,7 @@
+"""Fixtures only; shared helpers live in tests/support/."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
-from PIL import Image, ImageDraw, ImageFont
-
-from models.base import Drafter
-
-FIXTURES = Path(__file__).parent / "fixtures"
-COCO_FIXTURES = FIXTURES / "coco"
-
-
-def coco_fixture(image_id: str) -> Image.Image:
-    return Image.open(COCO_FIXTURES / f"{image_id}.jpg").convert("RGB")
-
-
-def coco_references() -> dict[str, list[str]]:
-    rows = [json.loads(line) for line in (COCO_FIXTURES / "references.jsonl").read_text().splitlines() if line]
-    return {row["id"]: row["references"] for row in rows}
-
-
-def text_image(lines: list[str], size: int = 36) -> Image.Image:
-    """Black text on white, as in a scanned notice or a sign."""
-    font = ImageFont.load_default(size=size)
-    image = Image.new("RGB", (40 + 22 * max(len(line) for line in lines), 40 + len(lines) * (size + 24)), "white")
-    draw = ImageDraw.Draw(image)
-    for i, line in enumerate(lines):
-        draw.text((20, 20 + i * (size + 24)), line, fill="black", font=font)
-    return image
-
-
-class CountingDrafter(Drafter):
-    """Wraps a real drafter and records how many images it was asked to describe."""
-
-    def __init__(self, inner) -> None:
-        self.inner, self.images = inner, 0
-
-    @property
-    def model(self):
-        return self.inner.model
-
-    @property
-    def capabilities(self):
-        return self.inner.capabilities
-
-    def draft(self, images, hints=None):
-        self.images += len(images)
-        return self.inner.draft(images, hints)
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,8 @@ from service.api.schemas import EXAMPLE_PNG_BASE64, BatchRequest, BatchResponse,
 from service.batching import Overloaded
 from service.engine import AltTextEngine, split_item
 from service.fetch import FetchError
-from service.result import AltResult, PageContext
+from service.page import PageContext
+from service.result import AltResult
 
 router = APIRouter(prefix="/v1", tags=["alt text"])
 

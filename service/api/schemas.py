@@ -1,12 +1,14 @@
 """Request and response bodies of the HTTP API. Every field is bounded; page fields
-come from ``service.result.PageContext`` so the API, CLI and jobs share one contract."""
+come from ``service.page.PageContext`` so the API, CLI and jobs share one contract."""
 from __future__ import annotations
 
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from service.result import AltResult, PageContext
+from service.page import PageContext
+
+from service.result import AltResult
 
 HTTP_URL = r"^[Hh][Tt][Tt][Pp][Ss]?://"
 WEBHOOK_SECRET = r"^whsec_(?:[A-Za-z0-9+/]{4})+(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"  # whsec_ + base64

@@ -12,7 +12,7 @@ from evaluation.clipscore import (
     W,
     configured_path,
 )
-from tests.evaluation.tiny_clip import build_tiny_clip
+from tests.support.tiny_clip import build_tiny_clip
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from evaluation import datasets
-from tests.conftest import COCO_FIXTURES
+from tests.support.images import COCO_FIXTURES
 
 
 def test_jsonl_loader_reads_the_fixture_set():

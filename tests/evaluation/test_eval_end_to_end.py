@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 from evaluation import metrics as M
 from evaluation.cli import eval_command
 from evaluation.runner import EvalConfig, run, select_systems, system_names
-from tests.conftest import COCO_FIXTURES, CountingDrafter, text_image
-from tests.evaluation.tiny_clip import build_tiny_clip
+from tests.support.drafters import CountingDrafter
+from tests.support.images import COCO_FIXTURES, text_image
+from tests.support.tiny_clip import build_tiny_clip
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not M.java_available(), reason="needs Java")]
 SYSTEMS = ["caption-only", "draft-only", "merged"]

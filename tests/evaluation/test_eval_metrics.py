@@ -6,7 +6,7 @@ import pytest
 
 from evaluation import metrics as M
 from evaluation import stats
-from tests.conftest import coco_references
+from tests.support.images import coco_references
 
 needs_java = pytest.mark.skipif(not M.java_available(), reason="PTB tokenizer and METEOR need Java")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from models.base import Drafter
-from tests.conftest import coco_fixture, coco_references, text_image
+from tests.support.images import coco_fixture, coco_references, text_image
 
 pytestmark = pytest.mark.slow
 

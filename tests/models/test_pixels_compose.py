@@ -9,7 +9,7 @@ from PIL import Image, ImageDraw, ImageFont
 from models.draft import Evidence, Label
 from models.offline.compose import MAX_CONFIDENCE, compose
 from models.pixels import image_kind, is_greyscale, pixel_stats
-from tests.conftest import coco_fixture
+from tests.support.images import coco_fixture
 
 
 def _jpeg(image: Image.Image) -> Image.Image:

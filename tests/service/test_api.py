@@ -11,8 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from tests.service.apikit import ColourDrafter, b64, metric, png, settings, wait_ready
-from tests.service.httpkit import LocalServer
+from tests.support.api import b64, metric, png, settings, wait_ready
+from tests.support.drafters import ColourDrafter
+from tests.support.servers import LocalServer
 
 
 @pytest.fixture

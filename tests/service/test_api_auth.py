@@ -7,7 +7,8 @@ from typer.testing import CliRunner
 
 from service.app import create_app
 from service.cli import app as cli
-from tests.service.apikit import ColourDrafter, b64, png, settings, wait_ready
+from tests.support.api import b64, png, settings, wait_ready
+from tests.support.drafters import ColourDrafter
 
 
 def bearer(secret: str) -> dict:

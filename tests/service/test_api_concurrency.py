@@ -8,7 +8,8 @@ import httpx
 
 from service.app import create_app
 from service.pipeline import describe_batch
-from tests.service.apikit import PALETTE, ColourDrafter, b64, metric, png, settings
+from tests.support.api import b64, metric, png, settings
+from tests.support.drafters import PALETTE, ColourDrafter
 
 N = 32
 

@@ -17,35 +17,13 @@ from fastapi.testclient import TestClient
 from standardwebhooks.webhooks import Webhook
 
 from service.app import create_app
-from tests.service.apikit import PALETTE, ColourDrafter, b64, free_port, metric, png, settings, wait_for, wait_ready
-from tests.service.httpkit import LocalServer
+from tests.support.api import (all_results, b64, expected_alt, finished, free_port, items, metric, png, settings,
+                               wait_for, wait_ready)
+from tests.support.drafters import ColourDrafter
+from tests.support.servers import LocalServer
 
 ROOT = Path(__file__).resolve().parents[2]
-COLOURS = list(PALETTE)
 SECRET = "whsec_" + b64(b"a test secret of thirty-two bytes")
-
-
-def items(n: int) -> list[dict]:
-    return [{"id": f"img-{i}", "image_base64": b64(png(COLOURS[i % len(COLOURS)], size=(8 + i, 8)))}
-            for i in range(n)]
-
-
-def expected_alt(i: int) -> str:
-    return f"A mostly {COLOURS[i % len(COLOURS)]} image."
-
-
-def finished(c, url: str) -> dict:
-    return wait_for(lambda: (job := c.get(url).json())["status"] in ("completed", "cancelled") and job)
-
-
-def all_results(c, url: str, limit: int) -> list[dict]:
-    out, after = [], -1
-    while True:
-        page = c.get(f"{url}/results", params={"after": after, "limit": limit}).json()
-        out += page["items"]
-        if page["next_after"] is None:
-            return out
-        after = page["next_after"]
 
 
 @pytest.fixture
@@ -186,7 +164,7 @@ def test_webhook_targets_obey_the_fetch_rules(tmp_path):
 
 def test_a_killed_worker_is_resumed_without_loss_or_duplicates(tmp_path):
     n, port = 16, free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "tests.service.jobproc", str(tmp_path), str(port)], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "tests.support.jobproc", str(tmp_path), str(port)], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:

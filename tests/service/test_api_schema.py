@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, settings as hsettings
 
 from service.app import create_app
 from service.openapi import current_schema, render
-from tests.service.apikit import ColourDrafter, settings
+from tests.support.api import settings
+from tests.support.drafters import ColourDrafter
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "openapi.json"

@@ -12,17 +12,18 @@ from service.cache import ResultCache
 from service.db import connect
 from service.jobs import IdempotencyConflict, JobStore
 from service.result import AltResult
-from tests.service import pgkit
-from tests.service.apikit import ColourDrafter, settings, wait_for, wait_ready
-from tests.service.test_api_jobs import all_results, expected_alt, finished, items
+from tests.support import postgres
+from tests.support.api import settings, wait_for, wait_ready
+from tests.support.drafters import ColourDrafter
+from tests.support.api import all_results, expected_alt, finished, items
 
 
 @pytest.fixture(scope="module")
 def pg_url():
-    reason = pgkit.unavailable()
+    reason = postgres.unavailable()
     if reason:
         pytest.skip(reason)
-    with pgkit.postgres_server() as url:
+    with postgres.postgres_server() as url:
         yield url
 
 
@@ -31,16 +32,16 @@ def db_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'alttext.db'}"
     url = request.getfixturevalue("pg_url")
-    engine = connect(url)
-    with engine.begin() as conn:  # each test starts empty
+    db = connect(url)
+    with db.begin() as conn:  # each test starts empty
         conn.execute(text("TRUNCATE api_keys, jobs, job_items, cache"))
-    engine.dispose()
+    db.dispose()
     return url
 
 
 def test_sqlite_uses_wal(tmp_path):
-    engine = connect(f"sqlite:///{tmp_path / 'x.db'}")
-    with engine.connect() as conn:
+    db = connect(f"sqlite:///{tmp_path / 'x.db'}")
+    with db.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
 
 
@@ -82,12 +83,12 @@ def test_idempotency_keys_are_per_owner(db_url):
 
 
 def test_keys_and_cache(db_url):
-    engine = connect(db_url)
-    keys = KeyStore(engine)
+    db = connect(db_url)
+    keys = KeyStore(db)
     key, secret = keys.create("wp", rate_limit=5)
     assert keys.verify(secret).id == key.id and keys.verify(secret + "x") is None
     assert keys.revoke(key.id) and keys.verify(secret) is None
-    cache = ResultCache(engine, max_entries=2)
+    cache = ResultCache(db, max_entries=2)
     result = AltResult(alt="A cat.", confidence=0.5, needs_review=False, source="draft", ai_generated=True)
     for k in ("k1", "k2", "k3"):
         cache.put(k, result)

@@ -10,8 +10,8 @@ import time
 import pytest
 
 from service.fetch import Fetcher, FetchError
-from tests.service.apikit import png
-from tests.service.httpkit import LocalServer, self_signed
+from tests.support.api import png
+from tests.support.servers import LocalServer, self_signed
 
 IMAGE = png("red")
 ONLY_SERVER = ["127.0.0.1/32"]

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from models.draft import Draft, Evidence, Label, ModelRef
 from service.merge import finalise, link_purpose, merge, polish
-from service.result import PageContext
+from service.page import PageContext
 from service.text import containment
 
 SEED = [json.loads(line) for line in

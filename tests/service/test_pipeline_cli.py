@@ -9,8 +9,9 @@ from typer.testing import CliRunner
 from models.imageio import ImageError
 from service.cli import app
 from service.pipeline import describe, describe_batch
-from service.result import PageContext
-from tests.conftest import COCO_FIXTURES, CountingDrafter
+from service.page import PageContext
+from tests.support.drafters import CountingDrafter
+from tests.support.images import COCO_FIXTURES
 
 pytestmark = pytest.mark.slow
 CATS = COCO_FIXTURES / "000000555705.jpg"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import COCO_FIXTURES
-from tests.service.apikit import free_port
+from tests.support.images import COCO_FIXTURES
+from tests.support.api import free_port
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]

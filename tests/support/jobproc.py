@@ -1,4 +1,4 @@
-"""A real server process on the tiny drafter, for the crash test: python -m tests.service.jobproc DATA PORT."""
+"""A real server process on the tiny drafter, for the crash test: python -m tests.support.jobproc DATA PORT."""
 from __future__ import annotations
 
 import sys
@@ -6,7 +6,8 @@ import sys
 import uvicorn
 
 from service.app import create_app
-from tests.service.apikit import ColourDrafter, settings
+from tests.support.api import settings
+from tests.support.drafters import ColourDrafter
 
 if __name__ == "__main__":
     data_dir, port = sys.argv[1], int(sys.argv[2])

@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 from contextlib import contextmanager
 
-from tests.service.apikit import free_port
+from tests.support.api import free_port
 
 
 def _bin(name: str) -> str | None:
