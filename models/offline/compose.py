@@ -11,11 +11,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import lru_cache
 
-import inflect
-
 from models.draft import Evidence, Label
 
-_inflect = inflect.engine()
+
+@lru_cache(maxsize=1)
+def _words():
+    """inflect's engine, built on first use (importing inflect takes a while)."""
+    import inflect
+
+    return inflect.engine()
+
 
 # How COCO class names are said in a sentence.
 _SPOKEN = {
@@ -70,16 +75,16 @@ def _noun_phrase(name: str, count: int) -> str:
     if name in _MASS_NOUNS:
         return spoken if count == 1 else f"some {spoken}"
     if count == 1:
-        return _inflect.a(spoken)
+        return _words().a(spoken)
     if name == "skis":
         plural = "pairs of skis"
     else:
-        plural = _inflect.plural_noun(spoken)
+        plural = _words().plural_noun(spoken)
     if count >= 15 and name == "person":
         return f"a crowd of about {count} people"
     if count >= 8:
         return f"about {count} {plural}"
-    return f"{_inflect.number_to_words(count)} {plural}"
+    return f"{_words().number_to_words(count)} {plural}"
 
 
 def _order(objects: Sequence[Label]) -> list[Label]:
@@ -110,15 +115,15 @@ def compose(evidence: Evidence, text_lines: Sequence[str] = (), text_score: floa
             (lab.name for lab in evidence.labels[:2] if lab.score >= 0.4 and refinements.get(lab.name) == obj.name),
             None,
         )
-        phrases.append(_inflect.a(refined) if refined and obj.count == 1 else _noun_phrase(obj.name, obj.count))
+        phrases.append(_words().a(refined) if refined and obj.count == 1 else _noun_phrase(obj.name, obj.count))
     scene = next((_SCENES[lab.name] for lab in evidence.labels[:3] if lab.score >= 0.25 and lab.name in _SCENES), None)
 
     if phrases:
-        subject = _inflect.join(phrases, final_sep="")
+        subject = _words().join(phrases, final_sep="")
         score = sum(o.score for o in objects) / len(objects)
         confidence = 0.35 + 0.35 * score
     elif top is not None and top.score >= 0.3 and top.name not in _SCENES:
-        subject = _inflect.a(top.name)
+        subject = _words().a(top.name)
         confidence = 0.15 + 0.4 * top.score
     elif scene:
         subject, confidence = "a view", 0.3
@@ -128,7 +133,7 @@ def compose(evidence: Evidence, text_lines: Sequence[str] = (), text_score: floa
     if evidence.faces and not any(o.name == "person" for o in evidence.objects):
         # the detector missed people the face finder saw (close-ups, partial bodies)
         phrases.append(_noun_phrase("person", evidence.faces))
-        subject = _inflect.join(phrases, final_sep="")
+        subject = _words().join(phrases, final_sep="")
         confidence = max(confidence, 0.4)
 
     # How it is made.

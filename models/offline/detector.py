@@ -9,7 +9,6 @@ from __future__ import annotations
 from importlib.util import find_spec
 from pathlib import Path
 
-import cv2
 import numpy as np
 from PIL import Image
 
@@ -41,6 +40,13 @@ def _model_dir() -> Path:
     return Path(spec.origin).parent / "models"
 
 
+def _cv2():
+    """OpenCV, imported when the detector runs rather than when the backend is chosen."""
+    import cv2
+
+    return cv2
+
+
 class ObjectDetector:
     """Counts COCO objects. ``min_score`` trades recall for never naming what is not there."""
 
@@ -48,14 +54,14 @@ class ObjectDetector:
 
     def __init__(self, min_score: float = 0.5) -> None:
         folder = _model_dir()
-        self.net = cv2.dnn.readNetFromTensorflow(
+        self.net = _cv2().dnn.readNetFromTensorflow(
             str(folder / "frozen_inference_graph.pb"), str(folder / "ssd_mobilenet_v2_coco_2018_03_29.pbtxt")
         )
         self.min_score = min_score
 
     def detect(self, image: Image.Image) -> list[tuple[str, float, tuple[float, float, float, float]]]:
         """(label, score, (x0, y0, x1, y1) as fractions of the image) for each detection."""
-        blob = cv2.dnn.blobFromImage(np.asarray(image), size=(self.INPUT_SIZE, self.INPUT_SIZE), swapRB=False)
+        blob = _cv2().dnn.blobFromImage(np.asarray(image), size=(self.INPUT_SIZE, self.INPUT_SIZE), swapRB=False)
         self.net.setInput(blob)
         out = self.net.forward()[0, 0]
         found = []
