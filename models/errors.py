@@ -1,32 +1,94 @@
-"""Typed refusals for images. ``code`` is the stable machine-readable contract (the
-HTTP API's error code); ``reason`` is finer detail."""
+"""One family of errors for everything the service can refuse or fail at.
+
+Every error is an ``AltTextError`` carrying ``code`` (the stable, machine-readable contract:
+the HTTP API's error code), ``status`` (its HTTP status), ``reason`` (finer detail, used in
+metrics), ``message`` (for humans) and ``headers`` (such as Retry-After). The HTTP API has one
+exception handler for the family; batch items and job items use ``item_error``. To add a
+code: add it to ``CODES`` here and to the README's table of codes (a test compares them).
+
+This module is a leaf (it imports nothing of ours), so models, service and evaluation can all
+raise members of the family.
+"""
 from __future__ import annotations
 
+from collections.abc import Mapping
 
-class ImageError(Exception):
-    """Any refusal. ``code`` is the stable machine-readable contract (it is the HTTP
-    API's error code); ``reason`` is finer detail; ``str(err)`` is for humans."""
+# code -> HTTP status. Every code the service can emit, and only those.
+CODES: dict[str, int] = {
+    "invalid_image": 400,
+    "fetch_blocked": 400,
+    "unauthorized": 401,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "idempotency_conflict": 409,
+    "image_too_large": 413,
+    "payload_too_large": 413,
+    "unsupported_media_type": 415,
+    "invalid_request": 422,
+    "rate_limited": 429,
+    "internal": 500,
+    "fetch_failed": 502,
+    "overloaded": 503,
+    "timeout": 504,
+}
+# Codes only the command line and the Python API raise (local files); never sent over HTTP.
+LOCAL_CODES: dict[str, int] = {"invalid_source": 400}
 
-    code = "invalid_image"
 
-    def __init__(self, reason: str, message: str, *, code: str | None = None):
-        super().__init__(message)
+class AltTextError(Exception):
+    """Base of the family. Subclasses set ``code`` (and may set ``reason``/``message`` defaults)."""
+
+    code: str = "internal"
+
+    def __init__(self, reason: str | None = None, message: str | None = None, *, code: str | None = None,
+                 headers: Mapping[str, str] | None = None) -> None:
         if code is not None:
             self.code = code
-        self.reason = reason
-        self.message = message
+        if self.code not in CODES and self.code not in LOCAL_CODES:
+            raise ValueError(f"unknown error code {self.code!r}: add it to models.errors.CODES")
+        self.reason = reason or self.code
+        self.message = message or self.default_message()
+        self.headers = dict(headers or {})
+        super().__init__(self.message)
 
-    def __reduce__(self):  # keep code/reason across pickling (process pools)
-        return (_restore_error, (type(self), self.code, self.reason, self.message))
+    def default_message(self) -> str:
+        return "Something went wrong on our side." if self.code == "internal" else self.code.replace("_", " ")
+
+    @property
+    def status(self) -> int:
+        return CODES.get(self.code) or LOCAL_CODES[self.code]
+
+    def item(self) -> dict[str, str]:
+        """The error as a batch or job item carries it: {"code", "message"}."""
+        return {"code": self.code, "message": self.message}
+
+    def __reduce__(self):  # keep code/reason/message/headers across pickling (process pools)
+        return (_restore, (type(self), self.code, self.reason, self.message, self.headers))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(code={self.code!r}, reason={self.reason!r}, message={self.message!r})"
 
 
-def _restore_error(cls, code, reason, message):
+def _restore(cls, code, reason, message, headers):
     err = cls.__new__(cls)
-    ImageError.__init__(err, reason, message, code=code)
+    AltTextError.__init__(err, reason, message, code=code, headers=headers)
     return err
+
+
+def item_error(exc: BaseException) -> AltTextError:
+    """Any exception as a member of the family: itself, or ``internal`` for anything unexpected."""
+    if isinstance(exc, AltTextError):
+        return exc
+    return AltTextError("internal", "The model failed on this image.", code="internal")
+
+
+class ImageError(AltTextError):
+    """Any refusal of an image. ``reason`` is finer detail; ``str(err)`` is for humans."""
+
+    code = "invalid_image"
+
+    def __init__(self, reason: str, message: str, *, code: str | None = None):
+        super().__init__(reason, message, code=code)
 
 
 class InvalidImage(ImageError):

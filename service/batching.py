@@ -21,6 +21,7 @@ from PIL import Image
 
 from models.base import Capabilities, Drafter
 from models.draft import Draft, ModelRef
+from models.errors import AltTextError
 from models.imageio import LoadedImage
 from service.observability import Metrics
 from service.pipeline import describe_batch
@@ -31,9 +32,14 @@ from service.settings import Settings
 log = logging.getLogger("service.batching")
 
 
-class Overloaded(Exception):
+class Overloaded(AltTextError):
+    """The model's queue is full: 503 with Retry-After."""
+
+    code = "overloaded"
+
     def __init__(self, retry_after: int) -> None:
-        super().__init__("The model queue is full.")
+        super().__init__("queue_full", "Too many images are waiting; retry shortly.",
+                         headers={"Retry-After": str(retry_after)})
         self.retry_after = retry_after
 
 

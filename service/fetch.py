@@ -18,6 +18,8 @@ from urllib.parse import urljoin
 
 import httpx
 
+from models.errors import AltTextError
+
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
@@ -27,12 +29,11 @@ _METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00
 _REDIRECTS = {301, 302, 303, 307, 308}
 
 
-class FetchError(Exception):
+class FetchError(AltTextError):
     """``code`` is the API error code: fetch_blocked, fetch_failed, image_too_large or timeout."""
 
     def __init__(self, code: str, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.code, self.reason, self.message = code, reason, message
+        super().__init__(reason, message, code=code)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from sqlalchemy import Engine, case, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from models.errors import AltTextError, item_error
 from service.db import job_items, jobs
 from service.engine import AltTextEngine
 from service.observability import Metrics
@@ -27,8 +28,13 @@ log = logging.getLogger("service.jobs")
 ACTIVE = ("queued", "running")
 
 
-class IdempotencyConflict(Exception):
+class IdempotencyConflict(AltTextError):
     """The Idempotency-Key was used before for a different request."""
+
+    code = "idempotency_conflict"
+
+    def __init__(self) -> None:
+        super().__init__("idempotency_conflict", "Idempotency-Key: already used for a different request.")
 
 
 class JobStore:
@@ -267,12 +273,9 @@ class JobRunner:
                 for (idx, _), r in zip(items, results)]
 
     def _error(self, exc: BaseException) -> dict:
-        """An item's error as the API reports it: {"code", "message"}."""
-        code = getattr(exc, "code", None)
-        if code is None:
+        """An item's error as the API reports it: {"code", "message"} (as batch items do)."""
+        if not isinstance(exc, AltTextError):
             log.error("job item failed unexpectedly", exc_info=exc)
-            code, reason, message = "internal", "internal", "The model failed on this image."
-        else:
-            reason, message = getattr(exc, "reason", code), getattr(exc, "message", str(exc))
-        self.metrics.failures.labels(code, reason).inc()
-        return {"code": code, "message": message}
+        err = item_error(exc)
+        self.metrics.failures.labels(err.code, err.reason).inc()
+        return err.item()

@@ -8,13 +8,11 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, Request
 from starlette.datastructures import UploadFile
 
-from models.imageio import ImageError
+from models.errors import item_error
 from service.api.deps import CallerDep, EngineDep, ServicesDep, charge
 from service.api.errors import ApiError, documented
 from service.api.schemas import EXAMPLE_PNG_BASE64, BatchRequest, BatchResponse, ImageInput, ItemError, ItemResult
-from service.batching import Overloaded
 from service.engine import AltTextEngine, split_item
-from service.fetch import FetchError
 from service.page import PageContext
 from service.result import AltResult
 
@@ -23,15 +21,10 @@ router = APIRouter(prefix="/v1", tags=["alt text"])
 
 @asynccontextmanager
 async def answering(settings):
-    """Run a describe call under the request deadline, turning engine errors into API errors."""
+    """Run a describe call under the request deadline (engine errors are AltTextErrors already)."""
     try:
         async with asyncio.timeout(settings.request_timeout_s):
             yield
-    except (ImageError, FetchError) as exc:
-        raise ApiError.of(exc) from exc
-    except Overloaded as exc:
-        raise ApiError("overloaded", "Too many images are waiting; retry shortly.", reason="queue_full",
-                       headers={"Retry-After": str(exc.retry_after)}) from exc
     except TimeoutError as exc:
         raise ApiError("timeout", f"No answer within {settings.request_timeout_s:g} s.") from exc
 
@@ -144,8 +137,7 @@ async def create_alt_text_batch(body: BatchRequest, svc: ServicesDep, who: Calle
         if isinstance(outcome, AltResult):
             results.append(ItemResult(index=i, id=item.get("id"), status="ok", result=outcome))
         else:
-            err = ApiError.of(outcome)
+            err = item_error(outcome)
             svc.metrics.failures.labels(err.code, err.reason).inc()
-            results.append(ItemResult(index=i, id=item.get("id"), status="error",
-                                      error=ItemError(code=err.code, message=err.message)))
+            results.append(ItemResult(index=i, id=item.get("id"), status="error", error=ItemError(**err.item())))
     return BatchResponse(results=results)

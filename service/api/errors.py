@@ -1,8 +1,14 @@
-"""One error envelope for every failure: {"error": {"code", "message", "request_id"}}."""
+"""One error envelope for every failure: {"error": {"code", "message", "request_id"}}.
+
+Every error the service raises is a ``models.errors.AltTextError`` (ImageError, FetchError,
+Overloaded, IdempotencyConflict, ApiError, ...), each carrying its code, HTTP status, reason,
+message and headers; one handler below turns any of them into the envelope. Codes and their
+statuses are listed once, in ``models.errors.CODES`` (and the README's table, checked by a test)."""
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -11,42 +17,24 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match, Route
 
+from models.errors import AltTextError
 from service.api.schemas import ErrorEnvelope
 from service.observability import Metrics
 
 log = logging.getLogger("service.api")
 
-STATUS = {
-    "invalid_request": 422,
-    "invalid_image": 400,
-    "unsupported_media_type": 415,
-    "image_too_large": 413,
-    "payload_too_large": 413,
-    "fetch_blocked": 400,
-    "fetch_failed": 502,
-    "unauthorized": 401,
-    "not_found": 404,
-    "idempotency_conflict": 409,
-    "method_not_allowed": 405,
-    "rate_limited": 429,
-    "overloaded": 503,
-    "timeout": 504,
-    "internal": 500,
-}
+class ApiError(AltTextError):
+    """A refusal decided by the HTTP layer itself (bad request shape, auth, limits, routing).
+    ``status`` overrides the code's usual status only where HTTP already chose one."""
 
-
-class ApiError(Exception):
     def __init__(self, code: str, message: str, *, status: int | None = None, reason: str | None = None,
                  headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.code, self.message, self.reason = code, message, reason or code
-        self.status = status or STATUS[code]
-        self.headers = headers or {}
+        super().__init__(reason, message, code=code, headers=headers)
+        self._status = status
 
-    @classmethod
-    def of(cls, exc) -> ApiError:
-        """From an ImageError or FetchError (both carry .code and .reason)."""
-        return cls(exc.code, getattr(exc, "message", None) or str(exc), reason=exc.reason)
+    @property
+    def status(self) -> int:
+        return self._status or super().status
 
 
 def documented(*codes: int) -> dict:
@@ -54,9 +42,17 @@ def documented(*codes: int) -> dict:
     return {code: {"model": ErrorEnvelope} for code in codes}
 
 
-def envelope_body(code: str, message: str, request_id: str) -> bytes:
+def envelope_body(err: AltTextError, request_id: str) -> bytes:
     """The envelope as bytes, for middleware that answers before routing."""
-    return json.dumps({"error": {"code": code, "message": message, "request_id": request_id}}).encode()
+    return json.dumps({"error": {"code": err.code, "message": err.message, "request_id": request_id}}).encode()
+
+
+async def send_error(send, err: AltTextError, request_id: str, extra_headers: Sequence[tuple[bytes, bytes]] = ()):
+    """Answer with the envelope from raw ASGI middleware (before FastAPI's handlers exist)."""
+    headers = [(b"content-type", b"application/json"),
+               *((k.lower().encode(), v.encode()) for k, v in err.headers.items()), *extra_headers]
+    await send({"type": "http.response.start", "status": err.status, "headers": headers})
+    await send({"type": "http.response.body", "body": envelope_body(err, request_id)})
 
 
 def validation_message(errors: list[dict], prefix: tuple = ()) -> str:
@@ -68,15 +64,15 @@ def validation_message(errors: list[dict], prefix: tuple = ()) -> str:
     return "; ".join(parts) or "The request is not valid."
 
 
-def envelope(request: Request, exc: ApiError) -> JSONResponse:
+def envelope(request: Request, exc: AltTextError) -> JSONResponse:
     request_id = getattr(request.state, "request_id", "") or ""
     return JSONResponse({"error": {"code": exc.code, "message": exc.message, "request_id": request_id}},
                         status_code=exc.status, headers=exc.headers)
 
 
 def install(app: FastAPI, metrics: Metrics) -> None:
-    @app.exception_handler(ApiError)
-    async def api_error(request: Request, exc: ApiError):
+    @app.exception_handler(AltTextError)
+    async def api_error(request: Request, exc: AltTextError):
         metrics.failures.labels(exc.code, exc.reason).inc()
         return envelope(request, exc)
 

@@ -12,7 +12,6 @@ from service.api.deps import CallerDep, ServicesDep
 from service.api.errors import ApiError, documented, validation_message
 from service.api.schemas import HTTP_URL, BatchItem, Job, JobRequest, JobResults
 from service.fetch import FetchError
-from service.jobs import IdempotencyConflict
 from service.webhooks import valid_secret
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -78,13 +77,11 @@ async def create_job(
         if not valid_secret(hook_secret):
             raise ApiError("invalid_request", "webhook.secret: expected whsec_ followed by base64.")
     digest = hashlib.sha256(b"%s\n%s\n%s" % (ctype.encode(), (webhook_url or "").encode(), raw)).hexdigest()
-    try:
-        summary, created = await asyncio.to_thread(
-            svc.jobs.create, who.id, [item.model_dump(exclude_none=True) for item in items],
-            webhook_url=hook_url, webhook_secret=hook_secret, idempotency_key=idempotency_key,
-            request_hash=digest)
-    except IdempotencyConflict as exc:
-        raise ApiError("idempotency_conflict", "Idempotency-Key: already used for a different request.") from exc
+    # A reused Idempotency-Key raises IdempotencyConflict (409), answered by the one error handler.
+    summary, created = await asyncio.to_thread(
+        svc.jobs.create, who.id, [item.model_dump(exclude_none=True) for item in items],
+        webhook_url=hook_url, webhook_secret=hook_secret, idempotency_key=idempotency_key,
+        request_hash=digest)
     if created and svc.wake_jobs:
         svc.wake_jobs.set()
     response.headers["Location"] = f"/v1/jobs/{summary['id']}"

@@ -8,7 +8,8 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api.errors import ApiError, envelope_body
+from models.errors import AltTextError
+from service.api.errors import ApiError, send_error
 from service.observability import Metrics
 
 access = logging.getLogger("service.access")
@@ -46,10 +47,7 @@ class RequestContext:
         except Exception:
             log.exception("unhandled error", extra={"request_id": request_id})
             if not started:
-                body = envelope_body("internal", "Something went wrong on our side.", request_id)
-                await send_with_id({"type": "http.response.start", "status": 500,
-                                    "headers": [(b"content-type", b"application/json")]})
-                await send({"type": "http.response.body", "body": body})
+                await send_error(send_with_id, AltTextError(code="internal"), request_id)
             self.metrics.failures.labels("internal", "internal").inc()
         finally:
             elapsed = time.perf_counter() - start
@@ -80,11 +78,9 @@ class Admission:
         if self.in_flight >= self.limit:
             self.metrics.failures.labels("overloaded", "in_flight").inc()
             request_id = scope.get("state", {}).get("request_id", "")
-            body = envelope_body("overloaded", "Too many requests in flight; retry shortly.", request_id)
-            await send({"type": "http.response.start", "status": 503,
-                        "headers": [(b"content-type", b"application/json"),
-                                    (b"retry-after", str(self.retry_after()).encode())]})
-            await send({"type": "http.response.body", "body": body})
+            await send_error(send, AltTextError("in_flight", "Too many requests in flight; retry shortly.",
+                                                code="overloaded", headers={"Retry-After": str(self.retry_after())}),
+                             request_id)
             return
         self.in_flight += 1
         try:
@@ -124,8 +120,4 @@ class BodyLimit:
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
         request_id = scope.get("state", {}).get("request_id", "")
-        err = self._error()
-        body = envelope_body(err.code, err.message, request_id)
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"connection", b"close")]})
-        await send({"type": "http.response.body", "body": body})
+        await send_error(send, self._error(), request_id, [(b"connection", b"close")])
