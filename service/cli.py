@@ -165,6 +165,96 @@ def keys_revoke(
     typer.echo(f"revoked {key_id}")
 
 
+@app.command()
+def backfill(
+    source: Annotated[str, typer.Argument(help="A folder of images or HTML pages, a CSV/JSONL manifest, a WordPress "
+                                               "export (.xml), an HTML file, a sitemap, a .txt list of URLs, or a "
+                                               "page URL.", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", help="Report: .jsonl or .csv. The checkpoint sits beside it.",
+                                      show_default=False)],
+    source_type: Annotated[str, typer.Option(help="auto, images, manifest, wxr, html, sitemap or urls.")] = "auto",
+    uploads: Annotated[Optional[Path], typer.Option(help="Local copy of wp-content/uploads for a WordPress "
+                                                         "export (else files are fetched by URL).")] = None,
+    overwrite_poor: Annotated[bool, typer.Option(help="Also write 'propose' decisions (poor human alt) in the "
+                                                      "WP-CLI script and --apply.")] = False,
+    apply: Annotated[Optional[Path], typer.Option("--apply", help="HTML sources: write copies of the pages with "
+                                                                   "alt set under this folder, plus an undo record.")] = None,
+    in_place: Annotated[bool, typer.Option(help="HTML sources: change the pages in place (undo record kept).")] = False,
+    restart: Annotated[bool, typer.Option(help="Forget the checkpoint and start over.")] = False,
+    batch_size: Annotated[int, typer.Option(min=1, max=1024, help="Items per batch (and per checkpoint).")] = 16,
+    server: Annotated[Optional[str], typer.Option(help="Send the work to a running `alttext serve` at this URL "
+                                                       "instead of loading a model here.")] = None,
+    api_key: Annotated[Optional[str], typer.Option(envvar="ALTTEXT_API_KEY", help="API key for --server.")] = None,
+    engine: Annotated[str, typer.Option(help="local or ray (Ray Data; RAY_ADDRESS picks a cluster).")] = "local",
+    ray_concurrency: Annotated[int, typer.Option(min=1, help="Ray: model workers (actors).")] = 2,
+    ray_batch_size: Annotated[int, typer.Option(min=1, help="Ray: items per map_batches call.")] = 16,
+    ray_chunk: Annotated[int, typer.Option(min=1, help="Ray: items per checkpointed chunk.")] = 512,
+    depth: Annotated[int, typer.Option(min=0, help="Page URL: follow same-origin links this deep.")] = 0,
+    max_pages: Annotated[int, typer.Option(min=1, help="Most pages to read from a crawl, sitemap or URL list.")] = 1000,
+    host_interval: Annotated[float, typer.Option(min=0.0, help="Seconds between requests to one host.")] = 1.0,
+    progress: Annotated[str, typer.Option(help="auto (a bar on a terminal, else plain lines), bar, lines, off.")] = "auto",
+    model: Annotated[Optional[str], typer.Option(help="Override ALTTEXT_MODEL for this run.")] = None,
+) -> None:
+    """Describe every image of SOURCE into OUT, resumably: run the same command again after any
+    interruption and it carries on. One decision per item: keep, fill, propose, decorative, review, error."""
+    from service.backfill.runner import BackfillOptions, CheckpointMismatch, run
+    from service.backfill.sources import SourceError
+    from service.crawl import blocking_crawler
+
+    settings = get_settings()
+    if model:
+        settings = settings.model_copy(update={"model": model})
+    if engine not in ("local", "ray"):
+        raise typer.BadParameter("--engine is local or ray")
+    if server and engine != "local":
+        raise typer.BadParameter("--server and --engine ray do not go together")
+    options = BackfillOptions(source=source, out=out, kind=source_type, batch_size=batch_size,
+                              overwrite_poor=overwrite_poor, restart=restart,
+                              uploads=str(uploads) if uploads else None, apply_dir=apply, in_place=in_place,
+                              depth=depth, max_pages=max_pages, progress=progress, engine_name=engine)
+    crawler = blocking_crawler(settings, min_interval_s=host_interval)
+
+    def make_engine():
+        if server:
+            from service.backfill.engines import ServerEngine
+
+            return ServerEngine(server, api_key, settings=settings)
+        if engine == "ray":
+            from service.backfill.ray_engine import RayEngine
+
+            return RayEngine(settings, concurrency=ray_concurrency, batch_size=ray_batch_size, chunk=ray_chunk)
+        from service.backfill.engines import LocalEngine
+
+        return LocalEngine(settings, crawler=crawler)
+
+    if engine == "ray" and batch_size < ray_chunk:
+        options.batch_size = ray_chunk  # Ray gets whole chunks; each chunk is one checkpoint
+    try:
+        summary = run(options, settings, make_engine, crawler=crawler)
+    except (SourceError, CheckpointMismatch, ValueError, RuntimeError) as exc:
+        typer.echo(f"backfill: {exc}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        crawler.close()
+    typer.echo(summary.text(), err=True)
+
+
+@app.command("backfill-undo")
+def backfill_undo(
+    record: Annotated[Path, typer.Argument(help="The undo record an --apply run wrote (OUT.undo.json).",
+                                           show_default=False)],
+) -> None:
+    """Put every page an --apply run wrote back exactly as it was (byte for byte)."""
+    from service.backfill.writers import undo
+
+    restored, problems = undo(record)
+    for problem in problems:
+        typer.echo(problem, err=True)
+    typer.echo(f"restored {restored} files", err=True)
+    if problems:
+        raise typer.Exit(1)
+
+
 app.command("eval")(eval_command)
 
 

@@ -1,0 +1,1 @@
+"""Batch backfill: `alttext backfill SOURCE --out FILE` (see runner.run)."""
