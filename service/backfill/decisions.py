@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from service.backfill.items import Item
 from service.merge import alt_problems
-from service.result import AltResult, PageContext
+from service.page import PageContext
+from service.result import AltResult
 
 DECISIONS = ("keep", "fill", "propose", "decorative", "review", "error")
 COLUMNS = ("id", "src", "existing_alt", "new_alt", "decision", "confidence", "warnings", "reasons",

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from service.result import PageContext
+from service.page import PageContext
 
 # PageContext fields a source may set (max_chars comes from the run's settings).
 PAGE_FIELDS = ("caption", "caption_visible", "context", "role", "link_href", "link_text", "action", "lang",

@@ -25,7 +25,7 @@ from defusedxml import DefusedXmlException
 
 from service.backfill import html as pages
 from service.backfill.items import PAGE_FIELDS, Item
-from service.result import PageContext
+from service.page import PageContext
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".avif", ".svg"}
 HTML_EXTS = {".html", ".htm", ".xhtml"}

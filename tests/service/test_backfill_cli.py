@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.service.apikit import free_port
-from tests.service.backfillkit import read_rows, write_images
+from tests.support.api import free_port
+from tests.support.backfill import read_rows, write_images
 
 ROOT = Path(__file__).resolve().parents[2]
 ALTTEXT = str(Path(sys.executable).with_name("alttext"))

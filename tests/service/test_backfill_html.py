@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from service.backfill.html import set_attribute
-from tests.service.backfillkit import backfill, write_images
-from tests.service.sitekit import LOCAL, Site
+from tests.support.backfill import backfill, write_images
+from tests.support.site import LOCAL, Site
 
 GOOD = "Fishing boats moored in Whitby harbour at dawn"
 LAZY = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"
@@ -123,7 +123,7 @@ def test_apply_refuses_the_source_folder_without_in_place(site, tmp_path):
 
 
 def test_pages_from_a_sitemap_and_a_url_list(tmp_path):
-    from tests.service.apikit import png
+    from tests.support.api import png
 
     with Site({"/robots.txt": "User-agent: *\nDisallow: /private/\n",
                "/a.html": '<html lang="fr"><img src="/img/a.png"></html>', "/img/a.png": png("red"),

@@ -15,9 +15,9 @@ import pytest
 from PIL import Image
 
 from service.backfill.store import CheckpointMismatch
-from tests.service.backfillkit import backfill, distinct_images, read_rows
+from tests.support.backfill import backfill, distinct_images, read_rows
 
-WORKER = Path(__file__).with_name("backfill_worker.py")
+WORKER = Path(__file__).resolve().parents[1] / "support" / "backfill_worker.py"
 
 
 def pixels(path: Path) -> str:

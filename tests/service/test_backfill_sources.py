@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from service.backfill.writers import write_wp_cli
-from tests.service.apikit import png
-from tests.service.backfillkit import backfill, write_images
-from tests.service.sitekit import LOCAL, Site
+from tests.support.api import png
+from tests.support.backfill import backfill, write_images
+from tests.support.site import LOCAL, Site
 
 GOOD_ALT = "Fishing boats moored in Whitby harbour at dawn"
 

@@ -10,9 +10,9 @@ from service.backfill.runner import BackfillOptions, run
 from service.crawl import BlockingCrawler, Crawler
 from service.fetch import Fetcher
 from service.settings import Settings
-from tests.conftest import CountingDrafter
-from tests.service.apikit import png
-from tests.service.sitekit import local_resolver
+from tests.support.drafters import CountingDrafter
+from tests.support.api import png
+from tests.support.site import local_resolver
 
 
 def settings(**overrides) -> Settings:

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root
 
 from models.debug import DebugDrafter  # noqa: E402
 from service.backfill.engines import LocalEngine  # noqa: E402
