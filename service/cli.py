@@ -188,7 +188,8 @@ def backfill(
     engine: Annotated[str, typer.Option(help="local or ray (Ray Data; RAY_ADDRESS picks a cluster).")] = "local",
     ray_concurrency: Annotated[int, typer.Option(min=1, help="Ray: model workers (actors).")] = 2,
     ray_batch_size: Annotated[int, typer.Option(min=1, help="Ray: items per map_batches call.")] = 16,
-    ray_chunk: Annotated[int, typer.Option(min=1, help="Ray: items per checkpointed chunk.")] = 512,
+    ray_chunk: Annotated[int, typer.Option(min=1, help="Ray: items per checkpointed chunk (one actor pool "
+                                                       "each; the model loads once per worker per chunk).")] = 2048,
     depth: Annotated[int, typer.Option(min=0, help="Page URL: follow same-origin links this deep.")] = 0,
     max_pages: Annotated[int, typer.Option(min=1, help="Most pages to read from a crawl, sitemap or URL list.")] = 1000,
     host_interval: Annotated[float, typer.Option(min=0.0, help="Seconds between requests to one host.")] = 1.0,
@@ -222,13 +223,13 @@ def backfill(
         if engine == "ray":
             from service.backfill.ray_engine import RayEngine
 
-            return RayEngine(settings, concurrency=ray_concurrency, batch_size=ray_batch_size, chunk=ray_chunk)
+            return RayEngine(settings, concurrency=ray_concurrency, batch_size=ray_batch_size)
         from service.backfill.engines import LocalEngine
 
         return LocalEngine(settings, crawler=crawler)
 
-    if engine == "ray" and batch_size < ray_chunk:
-        options.batch_size = ray_chunk  # Ray gets whole chunks; each chunk is one checkpoint
+    if engine == "ray":
+        options.batch_size = ray_chunk  # Ray gets whole chunks; each chunk is one checkpoint and one actor pool
     try:
         summary = run(options, settings, make_engine, crawler=crawler)
     except (SourceError, CheckpointMismatch, ValueError, RuntimeError) as exc:
