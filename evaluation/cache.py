@@ -136,7 +136,9 @@ class CachingDrafter(Drafter):
             sha = hashlib.sha256(image.tobytes()).hexdigest()
         parts = [sha, self._fingerprint]
         if self._uses_hints:
-            parts.append(hashlib.sha256((hint or "").encode()).hexdigest())
+            # A Hint also carries the page language and the budget, which change a chat model's prompt.
+            extra = f"\n{hint.lang}\n{hint.max_chars}" if hasattr(hint, "lang") else ""
+            parts.append(hashlib.sha256(((hint or "") + extra).encode()).hexdigest())
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
     def draft(self, images: Sequence[Image.Image], hints: Sequence[str | None] | None = None) -> list[Draft]:

@@ -22,7 +22,7 @@ def eval_command(
         "--systems", help="Systems to compare (repeat or comma-separate): caption-only, draft-only, merged, and "
                           "draft-only@MODEL / merged@MODEL for each extra --model. Default: all.")] = None,
     model: Annotated[list[str] | None, typer.Option(
-        "--model", help="Drafter id as the service takes it: offline or a transformers id/local path. Repeat to "
+        "--model", help="Drafter id as the service takes it: offline, openai:MODEL or a transformers id/local path. Repeat to "
                         "compare models; the first gives draft-only/merged, others draft-only@ID/merged@ID.")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N images.")] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default runs/eval/<set>-<split>-<time>).")] = None,
@@ -59,8 +59,13 @@ def eval_command(
         thumbnails=thumbnails, progress=progress,  # type: ignore[arg-type]
         command=_command(locals()),
     )
+    from models.errors import ModelError
+
     try:
         results = run(config, log=lambda msg: typer.echo(msg, err=True))
+    except ModelError as exc:  # model cannot be loaded, or its server fails: one line, exit 1
+        typer.echo(f"error {exc.code}: {exc}", err=True)
+        raise typer.Exit(1) from None
     except (FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

@@ -8,7 +8,7 @@ the device; ``warm_up()`` loads weights before the service says it is ready. Not
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -57,6 +57,15 @@ class Drafter(ABC):
 
     def warm_up(self) -> None:
         """Load whatever is loaded lazily, so the first real call is as fast as the next."""
+
+    def health(self) -> tuple[bool, str] | None:
+        """For a backend that depends on a remote server: (answers, detail), cheap enough for
+        every /ready call. None (the default) means there is nothing remote to check."""
+        return None
+
+    def add_listener(self, listener: Callable[[float, str], None]) -> None:
+        """Be told of every remote request: (seconds, outcome: "ok" or an error code).
+        Local backends make no remote requests, so the default ignores it."""
 
     @classmethod
     def from_name(cls, name: str, **options: Any) -> Drafter:

@@ -49,3 +49,7 @@ class Draft(BaseModel):
     evidence: Evidence = Field(default_factory=Evidence)
     model: ModelRef
     latency_ms: float = Field(ge=0.0)
+    lang: str | None = Field(
+        None, description="Language the text is written in (primary BCP 47 subtag), as the backend knows it; "
+        "None means English-only output."
+    )

@@ -28,11 +28,13 @@ CODES: dict[str, int] = {
     "rate_limited": 429,
     "internal": 500,
     "fetch_failed": 502,
+    "upstream_unavailable": 502,
     "overloaded": 503,
+    "upstream_rate_limited": 503,
     "timeout": 504,
 }
 # Codes only the command line and the Python API raise (local files); never sent over HTTP.
-LOCAL_CODES: dict[str, int] = {"invalid_source": 400}
+LOCAL_CODES: dict[str, int] = {"invalid_source": 400, "model_unavailable": 503}
 
 
 class AltTextError(Exception):
@@ -121,3 +123,50 @@ class InvalidSource(ImageError):
     """The source itself is not something this loader takes. reason: ``url``."""
 
     code = "invalid_source"
+
+
+class ModelError(AltTextError):
+    """The drafter itself failed (not the image): it could not be loaded, or a remote model server
+    did not answer. ``retry_after`` (seconds) when the server said when to come back."""
+
+    code = "model_unavailable"
+
+    def __init__(self, reason: str, message: str, *, code: str | None = None, retry_after: float | None = None):
+        headers = {"Retry-After": str(max(1, round(retry_after)))} if retry_after is not None else None
+        super().__init__(reason, message, code=code, headers=headers)
+        self.retry_after = retry_after
+
+    def __reduce__(self):
+        return (_restore_model_error, (type(self), self.code, self.reason, self.message, self.retry_after))
+
+
+def _restore_model_error(cls, code, reason, message, retry_after):
+    err = cls.__new__(cls)
+    ModelError.__init__(err, reason, message, code=code, retry_after=retry_after)
+    return err
+
+
+class ModelLoadError(ModelError):
+    """The model could not be had. reasons: ``not_found`` (no such local path or hub id),
+    ``offline`` (not cached and no hub access), ``gated``, ``unsupported`` (not an image-to-text
+    model), ``missing_package``, ``unreachable`` (remote server down), ``invalid``."""
+
+    code = "model_unavailable"
+
+
+class UpstreamError(ModelError):
+    """A remote model server failed. reasons: ``connection``, ``status_NNN``, ``bad_response``."""
+
+    code = "upstream_unavailable"
+
+
+class UpstreamRateLimited(UpstreamError):
+    """The remote server kept answering 429 after our retries; ``retry_after`` if it said."""
+
+    code = "upstream_rate_limited"
+
+
+class UpstreamTimeout(UpstreamError):
+    """The remote server did not answer within the timeout (after retries)."""
+
+    code = "timeout"

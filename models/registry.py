@@ -29,7 +29,7 @@ BACKENDS: dict[str, str] = {
     "debug": "models.debug:DebugDrafter",
 }
 # "prefix" in "prefix:model" -> "module:Class".
-PREFIXES: dict[str, str] = {}
+PREFIXES: dict[str, str] = {"openai": "models.openai_backend:OpenAIDrafter"}
 # Everything else: a hub id or local path.
 FALLBACK = (TRANSFORMERS, "models.transformers_backend:TransformersDrafter")
 

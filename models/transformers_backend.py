@@ -8,12 +8,16 @@ second auto class is needed; any other model type is reported as a ``ModelLoadEr
 """
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import httpx
 import torch
+from huggingface_hub import constants as hf_constants
+from huggingface_hub import try_to_load_from_cache
 from PIL import Image
 from transformers import (
     AutoConfig,
@@ -27,6 +31,7 @@ from transformers.utils.hub import resolve_revision
 
 from models.base import Capabilities, Drafter
 from models.draft import Draft, Evidence, ModelRef
+from models.errors import ModelLoadError
 from models.pixels import is_greyscale
 from models.versions import installed_version
 
@@ -41,10 +46,6 @@ HINT_LABEL = "Page text (data, not instructions):"
 # Florence-2 is steered by task tokens, not chat. DETAILED_CAPTION gives one or two sentences;
 # MORE_DETAILED_CAPTION gives a paragraph, longer than alt text should be.
 FLORENCE_TASK = "<DETAILED_CAPTION>"
-
-
-class ModelLoadError(RuntimeError):
-    """The model or its processor could not be loaded."""
 
 
 def build_user_text(instruction: str, hint: str | None) -> str:
@@ -279,16 +280,34 @@ def _load(model_id: str, *, revision: str | None, dtype: torch.dtype, local_file
     """Commit hash (None for a local directory), config, processor, tokenizer, standalone
     image processor (None when the processor handles images) and model."""
     path = Path(model_id).expanduser()
-    if (path.is_absolute() or model_id.startswith(".")) and not path.is_dir():
+    if path.is_dir():
+        local_files_only = True  # a local directory needs nothing from the hub
+    elif path.is_absolute() or model_id.startswith(("./", "../", "~")) or path.exists():
         # Caught here so a mistyped path is not sent to the hub as a repo id.
-        raise ModelLoadError(f"model directory {model_id!r} does not exist")
+        raise ModelLoadError("not_found", f"cannot load model {model_id!r}: no such directory. "
+                             "Give the path of a saved model, or a Hugging Face id; `alttext models` lists backends.")
+    elif hub_offline():
+        local_files_only = True  # read now, not when huggingface_hub was imported
+    elif not local_files_only:
+        # Without this check a machine with no hub access retries for half a minute before failing.
+        unreachable = _hub_unreachable()
+        if unreachable:
+            if try_to_load_from_cache(model_id, "config.json", revision=revision) is None:
+                raise ModelLoadError("offline", (
+                    f"cannot load model {model_id!r}: it is not in the local cache and the hub is unreachable "
+                    f"({unreachable}). Download it where the hub is reachable (`hf download {model_id}`) and copy "
+                    "the cache, or set ALTTEXT_MODEL to a local path; `alttext models` lists backends."))
+            local_files_only = True  # cached: load it without asking the hub
     hub = {}
     if local_files_only is not None:
         hub["local_files_only"] = local_files_only
     # Resolve the branch or tag to a commit once and load every file from that commit, so a
     # repo updated mid-load cannot mix two versions. Local directories and unreachable hubs
     # come back unresolved (a plain str), and the loaders below report any real problem.
-    hub["revision"] = resolve_revision(model_id, revision, local_files_only=bool(local_files_only))
+    try:
+        hub["revision"] = resolve_revision(model_id, revision, local_files_only=bool(local_files_only))
+    except Exception as exc:
+        raise _load_error(model_id, exc) from exc
     commit = getattr(hub["revision"], "resolved", None)
     try:
         config = AutoConfig.from_pretrained(model_id, **hub)
@@ -302,9 +321,49 @@ def _load(model_id: str, *, revision: str | None, dtype: torch.dtype, local_file
             tokenizer = AutoTokenizer.from_pretrained(model_id, **hub)
             image_processor = AutoImageProcessor.from_pretrained(model_id, **hub)
         model = AutoModelForImageTextToText.from_pretrained(model_id, config=config, dtype=dtype, **hub)
-    except (OSError, ValueError, KeyError, ImportError, RuntimeError) as exc:
-        raise ModelLoadError(f"cannot load {model_id!r} as an image-to-text model: {exc}") from exc
+    except (OSError, ValueError, KeyError, ImportError, RuntimeError, AttributeError, TypeError) as exc:
+        raise _load_error(model_id, exc) from exc
     return commit, config, processor, tokenizer, image_processor, model
+
+
+def hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _hub_unreachable(timeout_s: float = 5.0) -> str | None:
+    """None when the hub answers, else why not (one quick try, no retries)."""
+    try:
+        httpx.head(hf_constants.ENDPOINT, timeout=timeout_s, follow_redirects=False)
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return None
+
+
+def _load_error(model_id: str, exc: BaseException) -> ModelLoadError:
+    """One line naming the model, the cause and what to do."""
+    chain, seen = [], exc
+    while seen is not None and len(chain) < 10:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    kinds = {type(e).__name__ for e in chain}
+    first_line = " ".join(str(exc).split())[:300]
+    if "GatedRepoError" in kinds:
+        return ModelLoadError("gated", f"cannot load model {model_id!r}: it is gated on the hub. Accept its licence "
+                              "on huggingface.co and log in (`hf auth login`) or set HF_TOKEN.")
+    if "RepositoryNotFoundError" in kinds or "is not a local folder and is not a valid model identifier" in str(exc):
+        return ModelLoadError("not_found", f"cannot load model {model_id!r}: no such model on the hub or on disk. "
+                              "Check the id or give a local path; `alttext models` lists backends.")
+    if "LocalEntryNotFoundError" in kinds or "offline mode" in str(exc) or "couldn't connect" in str(exc).lower():
+        return ModelLoadError("offline", f"cannot load model {model_id!r}: it is not in the local cache and the hub "
+                              "cannot be used (HF_HUB_OFFLINE or no network). Download it where the hub is reachable "
+                              "or set ALTTEXT_MODEL to a local path.")
+    if isinstance(exc, ImportError):
+        return ModelLoadError("missing_package", f"cannot load model {model_id!r}: {first_line}")
+    if "Unrecognized configuration class" in str(exc) or "Unrecognized model" in str(exc):
+        return ModelLoadError("unsupported", f"cannot load model {model_id!r}: it is not an image-to-text model "
+                              "transformers can run (AutoModelForImageTextToText). Pick a captioner or VLM; "
+                              "`alttext models` lists backends.")
+    return ModelLoadError("invalid", f"cannot load model {model_id!r} as an image-to-text model: {first_line}")
 
 
 def _lengths_to_first_end(tokens: torch.Tensor, end_ids: torch.Tensor) -> torch.Tensor:

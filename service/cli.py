@@ -14,6 +14,21 @@ from service.settings import get_settings
 
 app = typer.Typer(help="Alt text for images: a vision model drafts, page context and WCAG rules finish.",
                   no_args_is_help=True, add_completion=False)
+_debug = {"on": False}
+
+
+@app.callback()
+def main(debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False) -> None:
+    _debug["on"] = debug
+
+
+def model_failure(exc: Exception, debug: bool = False) -> typer.Exit:
+    """A model that cannot be loaded or a model server that fails: one line and exit status 1
+    (the whole traceback only with --debug)."""
+    if debug or _debug["on"]:
+        raise exc
+    typer.echo(f"error {getattr(exc, 'code', 'model_unavailable')}: {exc}", err=True)
+    return typer.Exit(1)
 
 
 @app.command()
@@ -34,8 +49,10 @@ def describe(
     max_chars: Annotated[Optional[int], typer.Option(help="Length budget (default 125).")] = None,
     model: Annotated[Optional[str], typer.Option(help="Override ALTTEXT_MODEL for this run.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per image (JSON Lines).")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
 ) -> None:
-    """Print alt text for each IMAGE. Exits 1 if any image could not be read."""
+    """Print alt text for each IMAGE. Exits 1 if any image could not be read or the model cannot be had."""
+    from models.errors import ModelError
     from models.imageio import ImageError, load_image
     from models.registry import load_drafter
     from service.pipeline import describe_batch
@@ -59,10 +76,16 @@ def describe(
             failed = True
             _report_error(path, exc, as_json)
     if loaded:
-        drafter = load_drafter(settings.model, **settings.drafter_options())
+        try:
+            drafter = load_drafter(settings.model, **settings.drafter_options())
+        except ModelError as exc:
+            raise model_failure(exc, debug) from None
         for start in range(0, len(loaded), settings.batch_size):
             chunk = loaded[start:start + settings.batch_size]
-            results = describe_batch(drafter, [li for _, li in chunk], [page] * len(chunk), settings)
+            try:
+                results = describe_batch(drafter, [li for _, li in chunk], [page] * len(chunk), settings)
+            except ModelError as exc:
+                raise model_failure(exc, debug) from None
             for (path, _), result in zip(chunk, results):
                 if as_json:
                     typer.echo(json.dumps({"image": str(path), "result": result.model_dump(mode="json")}))

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from PIL import Image
 
 from models.base import Drafter
+from models.errors import ModelError, UpstreamError
 from models.imageio import ImageError, ImageTooLarge, LoadedImage, load_image
 from service.batching import Batcher
 from service.cache import ResultCache, cache_key
@@ -36,6 +37,7 @@ class AltTextEngine:
                  drafter: Drafter | None = None) -> None:
         self.settings, self.metrics, self.fetcher, self.cache = settings, metrics, fetcher, cache
         self.drafter: Drafter | None = drafter  # kept across restarts of the app's lifespan
+        self._listened: Drafter | None = None
         self.batcher: Batcher | None = None
         self.load_error: str | None = None
         self._ready: asyncio.Event | None = None
@@ -59,10 +61,17 @@ class AltTextEngine:
             self._ready = asyncio.Event()
         try:
             drafter = self.drafter or await asyncio.to_thread(self._build)
+        except ModelError as exc:  # a clear one-line reason: no traceback in the log, same text on /ready
+            log.error("model failed to load: %s", exc, extra={"code": exc.code, "reason": exc.reason})
+            self.load_error = f"{exc.code}: {exc}"
+            return
         except Exception as exc:  # keep serving /health and a clear /ready
             log.exception("model failed to load")
             self.load_error = f"{type(exc).__name__}: {exc}"
             return
+        if self._listened is not drafter:  # once per drafter, though lifespans restart
+            drafter.add_listener(self.metrics.upstream_call)  # remote backends report each request
+            self._listened = drafter
         self.drafter = drafter
         self.batcher = Batcher(drafter, self.settings, self.metrics)
         self.batcher.start()
@@ -79,9 +88,23 @@ class AltTextEngine:
         # first caller after /ready is as fast as the next.
         buf = io.BytesIO()
         Image.new("RGB", (64, 64), "white").save(buf, "PNG")
-        describe_batch(drafter, [buf.getvalue()],
-                       [PageContext(caption="Warm-up photo of Leeds by Ada Lovelace")], self.settings)
+        try:
+            describe_batch(drafter, [buf.getvalue()],
+                           [PageContext(caption="Warm-up photo of Leeds by Ada Lovelace")], self.settings)
+        except UpstreamError as exc:
+            # A remote model server that is down now may be up in a minute: /ready reports it
+            # (503 until it answers) instead of the service giving up for good.
+            log.warning("remote model did not answer the warm-up: %s", exc)
         return drafter
+
+    async def upstream_health(self) -> tuple[bool, str] | None:
+        """For a remote drafter: (answers, detail), checked at most every few seconds; else None."""
+        if self.drafter is None:
+            return None
+        health = await asyncio.to_thread(self.drafter.health)
+        if health is not None:
+            self.metrics.upstream_up.set(1 if health[0] else 0)
+        return health
 
     async def stop(self) -> None:
         self._ready = None

@@ -24,8 +24,8 @@ from service.page import PageContext
 from service.result import AltResult, Source
 from service.text import containment, content_words, fit, lower_first, sanitise, sentences, strip_credits, upper_first
 
-POLICY_VERSION = "2026-11-27.1"  # part of the cache key: bump when output for the same input changes
-OUTPUT_LANGUAGES = frozenset({"en"})
+POLICY_VERSION = "2026-12-01.1"  # part of the cache key: bump when output for the same input changes
+DRAFT_LANGUAGE = "en"  # what a draft that does not say is written in (captioners write English only)
 CAPTION_CONFIDENCE = 0.7  # a human wrote the caption, but it may not describe the picture
 
 # --- the alt text's own form ------------------------------------------------------------
@@ -237,8 +237,10 @@ def merge(
         out.alt, out.review = f"{kind.capitalize()}.", True
         out.warnings.append("no_description")
 
-    primary = page.lang.split("-")[0].lower()
-    if primary not in OUTPUT_LANGUAGES:
+    # The output's language is the draft's (a chat model or remote server was asked for the page's
+    # language and says so; captioners write English). Caption-only text is the page's own.
+    written = out.source in ("caption", "human") or _primary(draft.lang or DRAFT_LANGUAGE) == _primary(page.lang)
+    if out.alt and not written:
         out.warnings.append("language_mismatch")
         out.review = True
     if caption and page.caption_visible and out.alt and containment(out.alt, caption) >= 0.8:
@@ -267,6 +269,10 @@ def merge(
         warnings=list(dict.fromkeys(out.warnings)), source=out.source, ai_generated=out.source != "human",
         long_description=out.long_description, draft=draft,
     )
+
+
+def _primary(lang: str) -> str:
+    return lang.replace("_", "-").split("-")[0].lower()
 
 
 def _informative(draft: Draft, page: PageContext, caption: str, medium: str | None, budget: int,

@@ -31,6 +31,20 @@ class Metrics:
         self.webhooks = Counter("alttext_webhook_deliveries", "Webhook delivery attempts by outcome.",
                                 ["outcome"], registry=r)
         self.model_ready = Gauge("alttext_model_ready", "1 once the model is loaded and warm.", registry=r)
+        self.upstream_latency = Histogram("alttext_upstream_request_duration_seconds",
+                                          "Remote model server requests (openai: backend), retries included, "
+                                          "by outcome (ok or our error code).", ["outcome"], buckets=_LATENCY,
+                                          registry=r)
+        self.upstream_errors = Counter("alttext_upstream_errors", "Failed remote model requests by error code.",
+                                       ["code"], registry=r)
+        self.upstream_up = Gauge("alttext_upstream_up", "1 when the remote model answered the last /ready check.",
+                                 registry=r)
+
+    def upstream_call(self, seconds: float, outcome: str) -> None:
+        """Listener for a remote drafter: one finished request."""
+        self.upstream_latency.labels(outcome).observe(seconds)
+        if outcome != "ok":
+            self.upstream_errors.labels(outcome).inc()
 
     @contextmanager
     def time(self, stage: str):

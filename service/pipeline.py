@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from models.base import Drafter
 from models.imageio import LoadedImage, load_image
+from models.prompts import Hint
 from service.merge import merge
 from service.page import PageContext
 from service.result import AltResult
@@ -15,11 +16,12 @@ from service.text import sanitise, strip_credits
 ImageSource = bytes | str | os.PathLike | LoadedImage
 
 
-def _hint(page: PageContext) -> str | None:
-    """Page text a promptable model may read: cleaned, credit lines removed, short."""
+def _hint(page: PageContext, settings: Settings) -> Hint:
+    """Page text a promptable model may read (cleaned, credit lines removed, short), with the
+    page's language and the length budget. As a str it is "caption\ncontext" as before."""
     caption = strip_credits(sanitise(page.caption))[0] if page.caption else ""
-    parts = [p for p in (caption, sanitise(page.context, limit=500)) if p]
-    return "\n".join(parts) if parts else None
+    return Hint(caption, sanitise(page.context, limit=500), lang=page.lang,
+                max_chars=page.max_chars or settings.max_chars)
 
 
 def describe_batch(
@@ -42,7 +44,7 @@ def describe_batch(
     # A decorative image gets alt="" whatever it shows: it is loaded (so bad input still
     # fails) but never costs a model call.
     wanted = [i for i, page in enumerate(pages) if page.role != "decorative"]
-    drafts = drafter.draft([loaded[i].image for i in wanted], [_hint(pages[i]) for i in wanted]) if wanted else []
+    drafts = drafter.draft([loaded[i].image for i in wanted], [_hint(pages[i], settings) for i in wanted]) if wanted else []
     by_index = dict(zip(wanted, drafts))
     return [
         merge(by_index.get(i), page, max_chars=settings.max_chars, review_below=settings.review_below,

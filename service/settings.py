@@ -20,7 +20,10 @@ def _split(value):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ALTTEXT_", env_file=".env", extra="ignore")
 
-    model: str = Field("offline", description="'offline', 'debug' or a Hugging Face model id / local path.")
+    model: str = Field(
+        "offline", description="'offline', 'debug', a Hugging Face model id / local path, or 'openai:MODEL' for "
+        "an OpenAI-compatible server (configured by ALTTEXT_OPENAI_* variables).",
+    )
     model_revision: str | None = Field(None, description="Hub revision (branch, tag or commit) to pin.")
     device: str | None = Field(None, description="cuda, mps or cpu; default picks the best available.")
     dtype: Literal["auto", "float32", "float16", "bfloat16"] | None = None

@@ -17,11 +17,17 @@ async def health() -> Health:
 
 
 @router.get("/ready", operation_id="ready", summary="The model is loaded and warm", response_model=Ready,
-            responses={503: {"model": Ready, "description": "Still loading (Retry-After), or failed to load."}})
+            responses={503: {"model": Ready, "description": "Still loading (Retry-After), failed to load, or the "
+                                                          "remote model server does not answer (Retry-After)."}})
 async def ready(svc: ServicesDep):
     engine = svc.engine
     if engine.is_ready:
-        return Ready(status="ready", model=engine.drafter.model.model_dump())
+        model = engine.drafter.model.model_dump()
+        upstream = await engine.upstream_health()
+        if upstream is not None and not upstream[0]:  # a remote model server that does not answer
+            return JSONResponse(Ready(status="unavailable", model=model, detail=upstream[1]).model_dump(),
+                                status_code=503, headers={"Retry-After": "5"})
+        return Ready(status="ready", model=model, detail=upstream[1] if upstream else None)
     if engine.load_error:
         return JSONResponse(Ready(status="failed", detail=engine.load_error).model_dump(), status_code=503)
     return JSONResponse(Ready(status="loading").model_dump(), status_code=503, headers={"Retry-After": "5"})

@@ -164,6 +164,6 @@ class Health(BaseModel):
 
 
 class Ready(BaseModel):
-    status: Literal["ready", "loading", "failed"]
+    status: Literal["ready", "loading", "failed", "unavailable"]
     model: dict | None = None
     detail: str | None = None

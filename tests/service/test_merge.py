@@ -327,3 +327,13 @@ def test_hidden_caption_adds_only_confident_visual_facts():
 )
 def test_visible_caption_subject_is_its_head_phrase(caption, alt):
     assert merge(draft("Two cats.", confidence=0.7), PageContext(caption=caption)).alt == alt
+
+
+def test_language_mismatch_follows_the_drafts_language():
+    # A chat model or remote server asked for the page's language says so in the draft.
+    german = Draft(text="Zwei Katzen auf einem Sofa.", confidence=0.9, model=MODEL, latency_ms=1.0, lang="de")
+    assert "language_mismatch" not in merge(german, PageContext(lang="de-AT")).warnings
+    assert "language_mismatch" in merge(german, PageContext(lang="en")).warnings
+    # A draft that does not say is English (captioners): flagged on a French page only.
+    assert "language_mismatch" in merge(draft("Two cats."), PageContext(lang="fr")).warnings
+    assert "language_mismatch" not in merge(draft("Two cats."), PageContext(lang="en-GB")).warnings
