@@ -39,12 +39,13 @@ def test_names_prefixes_and_the_transformers_fallback(monkeypatch):
     assert registry.backend_name("offline") == "offline"
     assert registry.backend_name("debug") == "debug"
     assert registry.backend_name("Salesforce/blip-image-captioning-base") == "transformers"
-    assert registry.backend_name("openai:gpt-4o-mini") == "transformers"  # no such prefix registered
-    monkeypatch.setitem(registry.PREFIXES, "openai", "models.debug:DebugDrafter")
-    assert registry.backend_name("openai:gpt-4o-mini") == "openai"
-    assert registry.backend_name("openai:") == "transformers"
-    assert isinstance(registry.load_drafter("openai:gpt-4o-mini"), DebugDrafter)
-    assert "openai:MODEL" in [info.name for info in registry.describe_backends()]
+    assert registry.backend_name("openai:gpt-4o-mini") == "openai"  # registered by the openai backend
+    assert registry.backend_name("mine:gpt-4o-mini") == "transformers"  # no such prefix registered
+    monkeypatch.setitem(registry.PREFIXES, "mine", "models.debug:DebugDrafter")
+    assert registry.backend_name("mine:gpt-4o-mini") == "mine"
+    assert registry.backend_name("mine:") == "transformers"
+    assert isinstance(registry.load_drafter("mine:gpt-4o-mini"), DebugDrafter)
+    assert {"openai:MODEL", "mine:MODEL"} <= {info.name for info in registry.describe_backends()}
     monkeypatch.setitem(registry.BACKENDS, "broken", "models.draft:Draft")
     with pytest.raises(TypeError, match="not a models.base.Drafter"):
         registry.load_drafter("broken")
