@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from tests.service.apikit import metric, png, settings, wait_ready
+from tests.support.api import metric, png, settings, wait_ready
 from tests.support.openai_server import FakeVLMServer
 
 FAST_RETRY = {"retry-after-ms": "10"}

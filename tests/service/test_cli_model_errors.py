@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 
 from service.cli import app
 from service.settings import get_settings
-from tests.conftest import COCO_FIXTURES
+from tests.support.images import COCO_FIXTURES
 from tests.support.openai_server import FakeVLMServer
 
 IMAGE = str(COCO_FIXTURES / "000000555705.jpg")
