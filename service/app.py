@@ -14,7 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 
 from models.base import Drafter
-from service.api import alt_text, errors, jobs, ops
+from service.api import alt_text, audit, errors, jobs, ops
 from service.api.deps import Services
 from service.api.middleware import Admission, BodyLimit, RequestContext
 from service.api.schemas import ImageInput, JobRequest
@@ -84,7 +84,7 @@ def create_app(settings: Settings | None = None, drafter: Drafter | None = None,
     app = FastAPI(title="alttext", version=VERSION, description=DESCRIPTION, lifespan=lifespan)
     app.state.services = svc
     errors.install(app, metrics)
-    for router in (alt_text.router, jobs.router, ops.router):
+    for router in (alt_text.router, audit.router, jobs.router, ops.router):
         app.include_router(router)
     if settings.cors_origins:
         app.add_middleware(

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from evaluation.cli import eval_command
+from service.audit.cli import audit_command
 from service.page import PageContext, Role
 from service.settings import get_settings
 
@@ -280,6 +281,7 @@ def backfill_undo(
 
 
 app.command("eval")(eval_command)
+app.command("audit")(audit_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

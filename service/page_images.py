@@ -285,17 +285,22 @@ def _node_text(node: LexborNode) -> str:
     return ""
 
 
+def _is_block(node: LexborNode) -> bool:
+    return node.is_element_node and (node.tag in _BLOCKS or node.tag in ("figure", "picture", "img", "br", "hr"))
+
+
 def _nearby(node: LexborNode, limit: int = 300) -> str:
-    """Text read next to the image: the nearest non-empty sibling text before and after it,
-    climbing out of inline wrappers (and out of a link or button) until some is found."""
+    """Text read together with the image: the nearest non-empty inline text before and after
+    it in the same line of text (a heading or paragraph beside it is not), climbing out of
+    inline wrappers (and out of a link or button) until some is found."""
     current = node
     while current is not None and current.is_element_node and current.tag not in ("body", "html"):
         before, after = "", ""
         sibling = current.prev
-        while sibling is not None and not before:
+        while sibling is not None and not before and not _is_block(sibling):
             before, sibling = _node_text(sibling), sibling.prev
         sibling = current.next
-        while sibling is not None and not after:
+        while sibling is not None and not after and not _is_block(sibling):
             after, sibling = _node_text(sibling), sibling.next
         text = " ".join(t for t in (before[-limit // 2:], after[:limit // 2]) if t)
         if text:
