@@ -31,6 +31,15 @@ class AuditRequest(BaseModel):
     check_images: bool = Field(False, description="Draft every described image and report alt that disagrees.")
     max_alt_chars: int = Field(250, ge=20, le=10_000, description="too-long above this many characters.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _integral_floats(cls, data):
+        # JSON Schema counts 300.0 as an integer; strict mode alone would refuse it.
+        value = data.get("max_alt_chars") if isinstance(data, dict) else None
+        if isinstance(value, float) and value.is_integer():
+            data = {**data, "max_alt_chars": int(value)}
+        return data
+
     @model_validator(mode="after")
     def _one_source(self):
         if self.html is None and self.url is None:
