@@ -67,10 +67,7 @@ async def create_audit(body: AuditRequest, svc: ServicesDep,
         if body.html is not None:
             page = PageInput(body.url or "request", html=body.html, url=body.url)
         else:
-            try:
-                fetched = await fetcher.fetch(body.url, accept="text/html,application/xhtml+xml;q=0.9,*/*;q=0.1")
-            except FetchError as exc:
-                raise ApiError.of(exc) from exc
+            fetched = await fetcher.fetch(body.url, accept="text/html,application/xhtml+xml;q=0.9,*/*;q=0.1")
             if fetched.content_type and fetched.content_type not in ("text/html", "application/xhtml+xml"):
                 raise ApiError("fetch_failed", f"{body.url} is {fetched.content_type}, not an HTML page.",
                                reason="not_html")
