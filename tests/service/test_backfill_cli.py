@@ -79,3 +79,25 @@ def test_server_engine_gives_the_same_rows_as_the_local_one(images, tmp_path, se
     assert pick(read_rows(tmp_path / "remote.jsonl")) == pick(read_rows(tmp_path / "local.jsonl"))
     assert [r["decision"] for r in read_rows(tmp_path / "remote.jsonl")] == [
         "fill", "propose", "decorative", "error", "error", "keep"]
+
+
+def test_progress_is_a_bar_on_a_terminal_and_plain_lines_otherwise():
+    import io
+    from collections import Counter
+
+    from service.backfill.runner import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty = Terminal()
+    bar = Progress("auto", total=10, initial=2, every_s=10.0, stream=tty)
+    bar.update(3, Counter(fill=5))
+    bar.close()
+    assert "5/10" in tty.getvalue() and "img/s" in tty.getvalue()
+    log = io.StringIO()
+    lines = Progress("auto", total=10, initial=0, every_s=0.0, stream=log)
+    lines.update(4, Counter(fill=3, error=1))
+    assert log.getvalue().startswith("backfill: 4/10 items") and "s left" in log.getvalue()
+    assert "error 1, fill 3" in log.getvalue() and "\r" not in log.getvalue()
