@@ -79,7 +79,8 @@ def to_sarif(report: AuditReport, base: Path | None = None) -> str:
         for f in page.findings:
             message = f.reason
             if f.proposed_alt is not None:
-                message += f' Proposed alt: "{f.proposed_alt}".' if f.proposed_alt else ' Proposed: alt="" (decorative).'
+                message += (f' Proposed alt: "{f.proposed_alt}".' if f.proposed_alt
+                            else ' Proposed: alt="" (decorative).')
             region: dict = {"snippet": {"text": f.html}}
             if f.line:
                 region["startLine"] = f.line
@@ -182,7 +183,9 @@ _JS = """
     out.textContent=n+' of '+items.length+' findings shown';
   }
   [rule,page,sev].forEach(function(el){el.addEventListener('change',apply)});
-  document.getElementById('f-reset').addEventListener('click',function(){rule.value='';page.value='';sev.value='';apply();});
+  document.getElementById('f-reset').addEventListener('click',function(){
+    rule.value='';page.value='';sev.value='';apply();
+  });
   apply();
 })();
 """

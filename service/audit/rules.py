@@ -76,8 +76,9 @@ _SLUG = re.compile(r"^[\w.]+(?:[-_][\w.]+)+$")
 _SLUG_HINT = re.compile(r"(?:^|[-_])(?:final|v\d+|copy|edit(?:ed)?|web|hi-?res|lo-?res|thumb|banner|hero|img|\d{2,}|"
                         r"\d+x\d+)(?:$|[-_.])", re.I)
 _EXTRA_PLACEHOLDERS = {"loading", "loading...", "loading…", "spacer", "banner", "pic", "photo image", "image image",
-                       "blank", "default", "dummy", "test", "alt", "img", "graphic", "picture", "foto", "bild", "avatar",
-                       "profile picture", "profile photo", "profile image", "user", "headshot", "user avatar",
+                       "blank", "default", "dummy", "test", "alt", "img", "graphic", "picture", "foto", "bild",
+                       "avatar", "profile picture", "profile photo", "profile image", "user", "headshot",
+                       "user avatar",
                        "photo placeholder", "click here", "here", "more", "read more", "link"}
 _PREFIX = re.compile(r"^(?:(?:a|an|the|this)\s+)?(?:image|picture|photo|photograph|pic|graphic|img|icon)\s+"
                      r"(?:of|showing|shows|depicting|that shows)\b", re.I)
@@ -262,8 +263,10 @@ def _duplicate(image: ImageOccurrence, text: str) -> tuple[str, str, float, bool
 # --- across pages --------------------------------------------------------------------------
 
 
-def check_across(pages: list[tuple[PageImages, str]]) -> list[Hit]:
-    """The same image (same effective source) with contradicting alt on different pages."""
+def check_across(pages: list[tuple[PageImages, str]], digests: dict[str, str] | None = None) -> list[Hit]:
+    """The same image (same effective source, or the same content hash where ``digests``
+    maps a source to one) with contradicting alt on different pages."""
+    digests = digests or {}
     groups: dict[str, list[tuple[ImageOccurrence, str, str]]] = {}
     for page, label in pages:
         for image in page.images:
@@ -272,16 +275,18 @@ def check_across(pages: list[tuple[PageImages, str]]) -> list[Hit]:
             name = accessible_name(image, page).text
             if name and image.role not in PRESENTATIONAL and not _placeholder(name) \
                     and not _filename_like(name, image.src):
-                groups.setdefault(image.src, []).append((image, name, label))
+                groups.setdefault(digests.get(image.src, image.src), []).append((image, name, label))
     hits = []
-    for src, entries in groups.items():
+    for entries in groups.values():
         if len({label for _, _, label in entries}) < 2:
             continue
         for image, name, label in entries:
-            others = [(n, lab) for _, n, lab in entries if lab != label and similar(n, name) < 0.6]
+            others = [(n, lab, img) for img, n, lab in entries if lab != label and similar(n, name) < 0.6]
             if others:
-                other, where = others[0]
+                other, where, twin = others[0]
+                mine, theirs = (PurePosixPath(urlsplit(i.src or "").path).name for i in (image, twin))
+                same = f"({mine})" if mine == theirs else f"({mine}, the same file as {theirs} there)"
                 hits.append(Hit("inconsistent-alt-across-pages", image,
-                                f"The same image ({PurePosixPath(urlsplit(src).path).name}) is described as "
-                                f"'{name}' here but as '{other}' on {where}.", 0.8, name))
+                                f"The same image {same} is described as '{name}' here but as '{other}' on "
+                                f"{where}.", 0.8, name))
     return hits

@@ -71,7 +71,9 @@ async def audit_pages(
         hits += await asyncio.to_thread(check_page, page, rule_options)
         if progress:
             progress(1)
-    hits += check_across([(page, item.label) for item, page in parsed if page is not None])
+    pages = [page for _, page in parsed if page is not None]
+    digests = await asyncio.to_thread(local_digests, pages, options.max_image_bytes)
+    hits += check_across([(page, item.label) for item, page in parsed if page is not None], digests)
 
     work: dict[tuple[int, int], _Work] = {}
     page_of = {id(page): page for _, page in parsed if page is not None}
@@ -112,6 +114,26 @@ async def audit_pages(
         reports.append(PageReport(page=item.label, lang=page.lang, title=page.title, images=len(page.images),
                                   findings=findings))
     return AuditReport(pages=reports, summary=summarise(reports))
+
+
+def local_digests(pages: Sequence[PageImages], max_bytes: int) -> dict[str, str]:
+    """Content hashes of the local (file://) images the pages use, so copies of one image
+    under different names count as the same image. Remote images are compared by address."""
+    import hashlib
+
+    out: dict[str, str] = {}
+    for page in pages:
+        for image in page.images:
+            src = image.src or ""
+            if src in out or not src.startswith("file:"):
+                continue
+            path = Path(unquote(urlsplit(src).path))
+            try:
+                if path.is_file() and path.stat().st_size <= max_bytes:
+                    out[src] = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+            except OSError:
+                continue
+    return out
 
 
 def _finding(h: Hit, w: _Work, options: AuditOptions) -> Finding:

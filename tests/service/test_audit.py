@@ -123,6 +123,24 @@ def test_same_image_with_contradicting_alt_across_pages_lazy_source_included():
     assert "two.html" in report.pages[0].findings[0].reason
 
 
+def test_copies_of_one_local_image_under_other_names_are_the_same_image(tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (20, 20), (30, 160, 60)).save(tmp_path / "field.png")
+    (tmp_path / "copy-of-field.png").write_bytes((tmp_path / "field.png").read_bytes())
+    Image.new("RGB", (20, 20), (30, 60, 220)).save(tmp_path / "sea.png")
+    pages = [PageInput("a.html", page('<img src="field.png" alt="A wheat field in June">'),
+                       (tmp_path / "a.html").as_uri()),
+             PageInput("b.html", page('<img src="copy-of-field.png" alt="Our office in Leeds">'),
+                       (tmp_path / "b.html").as_uri()),
+             PageInput("c.html", page('<img src="sea.png" alt="A calm sea at dawn">'), (tmp_path / "c.html").as_uri())]
+    report = asyncio.run(audit_pages(pages, AuditOptions(proposals=False)))
+    got = {p.page: [f.rule for f in p.findings] for p in report.pages}
+    assert got == {"a.html": ["inconsistent-alt-across-pages"], "b.html": ["inconsistent-alt-across-pages"],
+                   "c.html": []}
+    assert "copy-of-field.png, the same file as field.png" in report.pages[1].findings[0].reason
+
+
 # --- proposals and --check-images -----------------------------------------------------------
 
 

@@ -74,3 +74,15 @@ def test_the_html_report_passes_axe_and_works_by_keyboard(browser, report):
     browser.evaluate("document.querySelector('.finding summary').focus()")
     browser.press("Enter")
     assert browser.evaluate("document.querySelector('.finding details').open") is True
+
+
+def test_a_missing_browser_skips_with_the_reason_and_fails_under_ci(monkeypatch):
+    import tests.support.browser as harness
+
+    monkeypatch.setattr(harness, "chromium_path", lambda: None)
+    monkeypatch.setenv("CI", "false")
+    with pytest.raises(pytest.skip.Exception, match="Chromium is not installed"):
+        harness.require_browser()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true"):
+        harness.require_browser()
