@@ -23,5 +23,7 @@ if "$VENV/bin/python" -m pip show opencv-python >/dev/null 2>&1; then
     "${pip[@]}" uninstall -y opencv-python
     "${pip[@]}" install --force-reinstall --no-deps "opencv-python-headless>=4.8,<5"
 fi
+# The CMS integration suites' set-up (WordPress from Debian's packages, the Wagtail app).
+[ "${1:-}" = "--dev" ] && VENV="$VENV" scripts/setup-integrations.sh
 "$VENV/bin/python" -c "import cv2, torch, transformers, models, service" \
     && echo "alttext set up in $VENV (torch $("$VENV/bin/python" -c 'import torch; print(torch.__version__)'))"
