@@ -26,4 +26,4 @@ if [ "$need_apt" = 1 ]; then
     fi
 fi
 
-# (wagtail: added with the Wagtail app)
+"$VENV/bin/python" -m pip --disable-pip-version-check --quiet install -e integrations/wagtail

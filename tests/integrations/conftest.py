@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integrations.cmskit import AlttextServer
+from tests.support.cms import AlttextServer
 
 
 @pytest.fixture(scope="session")

@@ -3,15 +3,17 @@ built-in server, talking to a real `alttext serve`. Nothing is mocked: uploads g
 API, the backfill runs the plugin's WP-CLI command class, retries run through wp-cron.php."""
 from __future__ import annotations
 
+import json
 import re
+import time
 import subprocess
 import urllib.error
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import COCO_FIXTURES
-from tests.integrations.cmskit import PLUGIN, WordPressSite, free_port, missing_or_fail, wordpress_missing
+from tests.support.images import COCO_FIXTURES
+from tests.support.api import free_port
+from tests.support.cms import PLUGIN, WordPressSite, missing_or_fail, wordpress_missing
 
 CATS = COCO_FIXTURES / "000000555705.jpg"
 OTHER = sorted(p for p in COCO_FIXTURES.glob("*.jpg") if p != CATS)
@@ -60,7 +62,6 @@ def test_alt_typed_by_an_editor_becomes_human_alt(site):
     status, media = site.upload(OTHER[0], "IMG_3001.jpg")
     assert status == 201 and media["alt_text"]
     assert site.php("meta", str(media["id"]))["ai_generated"] == "1"
-    import json
     status, edited = site.rest("POST", f"/wp/v2/media/{media['id']}", json.dumps({"alt_text": "A red bus outside the depot"}).encode(),
                                {"Content-Type": "application/json"})
     assert status == 200 and edited["alt_text"] == "A red bus outside the depot"
@@ -98,7 +99,6 @@ def test_429_is_retried_after_the_services_retry_after(site, alttext_server):
         assert first["alt_text"] and second["alt_text"] == ""
         meta = site.php("meta", str(second["id"]))
         assert meta["error"]["code"] == "alttext_rate_limited"
-        import time
         assert 0 < int(meta["pending"]) - time.time() <= 61       # Retry-After, not the default backoff
     finally:
         site.php("settings", '{"api_key": "%s"}' % alttext_server.key)

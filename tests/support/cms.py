@@ -1,4 +1,4 @@
-"""Real CMS instances and a real `alttext serve` for the integration tests (tests/integrations).
+"""Real CMS instances and a real `alttext serve` for the CMS integration tests (tests/integrations).
 
 ``AlttextServer`` runs `alttext serve` on a free port with its own data dir. ``WordPressSite`` brings up
 Debian's WordPress (copied into a scratch dir, so no root is needed after apt) on MariaDB and PHP's
@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,17 +21,13 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from tests.support.api import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = ROOT / "integrations" / "wordpress" / "alttext"
 WP_RUN = Path(__file__).with_name("wp_run.php")
 DEBIAN_WORDPRESS = Path("/usr/share/wordpress")
 WORDPRESS_PACKAGES = "wordpress php-cli php-mysql php-gd php-curl php-xml php-mbstring mariadb-server"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def missing_or_fail(what: str, reason: str | None) -> None:
@@ -231,7 +226,7 @@ require_once ABSPATH . 'wp-settings.php';
 
     # -- driving it -------------------------------------------------------------------------------
     def php(self, *args: str, check: bool = True) -> dict | subprocess.CompletedProcess:
-        """Run tests/integrations/wp_run.php inside this WordPress; JSON ops return the parsed output."""
+        """Run tests/support/wp_run.php inside this WordPress; JSON ops return the parsed output."""
         proc = subprocess.run(["php", str(WP_RUN), *args], capture_output=True, text=True, timeout=300,
                               env={**os.environ, "WP_ROOT": str(self.root), "WP_HOST": self.host})
         if args[0] == "wp":

@@ -1,0 +1,1 @@
+"""Alt text for Wagtail images from a self-hosted alttext service."""
