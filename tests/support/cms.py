@@ -2,8 +2,9 @@
 
 ``AlttextServer`` runs `alttext serve` on a free port with its own data dir. ``WordPressSite`` brings up
 Debian's WordPress (copied into a scratch dir, so no root is needed after apt) on MariaDB and PHP's
-built-in server, installs it and activates the plugin from integrations/wordpress/alttext. Both are
-used by the tests and by scripts/cms-screenshots.py.
+built-in server, installs it and activates the plugin from integrations/wordpress/alttext.
+``WagtailSite`` runs the Wagtail app's test project (integrations/wagtail/testproject) under Django's
+development server with an admin user. All are used by the tests and by scripts/cms-screenshots.py.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import base64
 import http.cookiejar
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -264,8 +266,9 @@ require_once ABSPATH . 'wp-settings.php';
             "Content-Disposition": f'attachment; filename="{filename}"'})
 
     def login(self) -> urllib.request.OpenerDirector:
-        """A cookie-carrying opener logged in as the admin (wp-login.php, as a browser does)."""
-        jar = http.cookiejar.CookieJar()
+        """A cookie-carrying opener logged in as the admin (wp-login.php, as a browser does); its
+        cookies are in ``self.cookies``."""
+        jar = self.cookies = http.cookiejar.CookieJar()
         opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
         opener.open(f"{self.base}/wp-login.php", timeout=30).read()
         form = urllib.parse.urlencode({"log": self.ADMIN, "pwd": self.PASSWORD, "testcookie": "1",
@@ -274,3 +277,62 @@ require_once ABSPATH . 'wp-settings.php';
         if "wp-admin-bar" not in page and "Dashboard" not in page:
             raise RuntimeError("login failed")
         return opener
+
+
+class WagtailSite:
+    """integrations/wagtail/testproject on SQLite under `manage.py runserver` (DEBUG, so it serves the
+    admin's static files), talking to ``service``; ``manage(...)`` runs management commands in it."""
+
+    APP = ROOT / "integrations" / "wagtail"
+    ADMIN, PASSWORD = "admin", "admin-Passw0rd!"
+
+    def __init__(self, workdir: Path, service: AlttextServer) -> None:
+        self.tmp = workdir
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "DJANGO_SETTINGS_MODULE": "testproject.settings", "WAGTAIL_DEBUG": "1",
+                    "WAGTAIL_DB": str(self.tmp / "wagtail.sqlite3"), "WAGTAIL_MEDIA": str(self.tmp / "media"),
+                    "ALTTEXT_URL": service.base, "ALTTEXT_API_KEY": service.key}
+        self.proc: subprocess.Popen | None = None
+
+    def manage(self, *args: str) -> str:
+        run = subprocess.run([sys.executable, "-m", "django", *args], cwd=self.APP, env=self.env,
+                             capture_output=True, text=True, timeout=300)
+        if run.returncode != 0:
+            raise RuntimeError(f"manage.py {args[0]} failed:\n{run.stdout}\n{run.stderr}")
+        return run.stdout
+
+    def start(self) -> "WagtailSite":
+        self.manage("migrate", "-v", "0")
+        self.manage("shell", "-c", "from django.contrib.auth import get_user_model; "
+                    f"get_user_model().objects.create_superuser({self.ADMIN!r}, 'admin@example.org', {self.PASSWORD!r})")
+        log = self.tmp / "wagtail-server.log"
+        with open(log, "w") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "django", "runserver", "--noreload",
+                                          f"127.0.0.1:{self.port}"], cwd=self.APP, env=self.env, stdout=out,
+                                         stderr=subprocess.STDOUT)
+        _wait(f"{self.base}/admin/login/", self.proc, log, 60)
+        return self
+
+    def add_image(self, path: Path, title: str, description: str = "") -> None:
+        """Save an image as the admin's upload form does (the app's save hook runs)."""
+        self.manage("shell", "-c", "from django.core.files.images import ImageFile\n"
+                    "from wagtail.images import get_image_model\n"
+                    f"get_image_model().objects.create(title={title!r}, description={description!r}, "
+                    f"file=ImageFile(open({str(path)!r}, 'rb'), name={path.name!r}))")
+
+    def login(self) -> tuple[urllib.request.OpenerDirector, http.cookiejar.CookieJar]:
+        jar = http.cookiejar.CookieJar()
+        browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+        page = browser.open(f"{self.base}/admin/login/", timeout=30).read().decode()
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+        browser.open(urllib.request.Request(f"{self.base}/admin/login/", data=urllib.parse.urlencode(
+            {"username": self.ADMIN, "password": self.PASSWORD, "csrfmiddlewaretoken": token}).encode(),
+            headers={"Referer": f"{self.base}/admin/login/"}), timeout=30).read()
+        if not any(c.name == "sessionid" for c in jar):
+            raise RuntimeError("Wagtail login failed")
+        return browser, jar
+
+    def stop(self) -> None:
+        _stop(self.proc)

@@ -117,7 +117,7 @@ def mark_human_if_edited(image) -> None:
     if status is None or not status.ai_generated or (image.description or "") == status.generated_alt:
         return
     status.ai_generated, status.generated_alt, status.source = False, "", "human"
-    status.needs_review, status.proposal = False, ""
+    status.needs_review, status.proposal, status.approved_by = False, "", None
     status.save()
 
 

@@ -30,6 +30,9 @@ class AltTextIndexView(WagtailAdminTemplateMixin, TemplateView):
     page_title = "Alt text"
     header_icon = "image"
 
+    def get_breadcrumbs_items(self):
+        return self.breadcrumbs_items + [{"url": "", "label": self.get_page_title()}]
+
     def dispatch(self, request, *args, **kwargs):
         if not image_permission_policy().user_has_any_permission(request.user, ["change"]):
             raise PermissionDenied

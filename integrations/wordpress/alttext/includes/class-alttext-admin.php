@@ -60,8 +60,10 @@ class Alttext_Admin {
 		}
 		if ( $checked && $review ) {
 			$badges[] = '<span class="alttext-badge alttext-review">' . esc_html__( 'Needs review', 'alttext' ) . '</span>';
+		} elseif ( $checked && get_post_meta( $id, '_alttext_approved_by', true ) ) {
+			$badges[] = '<span class="alttext-badge alttext-ok">' . esc_html__( 'Approved', 'alttext' ) . '</span>';
 		} elseif ( $checked && $ai ) {
-			$badges[] = '<span class="alttext-badge alttext-ok">' . esc_html__( 'Reviewed or confident', 'alttext' ) . '</span>';
+			$badges[] = '<span class="alttext-badge alttext-ok">' . esc_html__( 'No review needed', 'alttext' ) . '</span>';
 		}
 		if ( $pending ) {
 			$badges[] = '<span class="alttext-badge alttext-review">' . esc_html__( 'Retry queued', 'alttext' ) . '</span>';

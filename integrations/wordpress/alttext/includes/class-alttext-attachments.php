@@ -199,6 +199,7 @@ class Alttext_Attachments {
 		update_post_meta( $object_id, '_alttext_source', 'human' );
 		update_post_meta( $object_id, '_alttext_needs_review', 0 );
 		delete_post_meta( $object_id, '_alttext_proposal' );
+		delete_post_meta( $object_id, '_alttext_approved_by' );
 	}
 
 	/**
