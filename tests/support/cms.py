@@ -293,7 +293,7 @@ class WagtailSite:
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "DJANGO_SETTINGS_MODULE": "testproject.settings", "WAGTAIL_DEBUG": "1",
                     "WAGTAIL_DB": str(self.tmp / "wagtail.sqlite3"), "WAGTAIL_MEDIA": str(self.tmp / "media"),
-                    "ALTTEXT_URL": service.base, "ALTTEXT_API_KEY": service.key}
+                    "ALTTEXT_URL": service.base, "ALTTEXT_API_KEY": service.key, "ALTTEXT_TIMEOUT": "120"}
         self.proc: subprocess.Popen | None = None
 
     def manage(self, *args: str) -> str:

@@ -58,5 +58,5 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast log
 WAGTAIL_ALTTEXT = {
     "SERVICE_URL": os.environ.get("ALTTEXT_URL", "http://127.0.0.1:8000"),
     "API_KEY": os.environ.get("ALTTEXT_API_KEY", ""),
-    "TIMEOUT": 30,
+    "TIMEOUT": int(os.environ.get("ALTTEXT_TIMEOUT", "30")),
 }
