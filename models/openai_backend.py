@@ -28,7 +28,7 @@ from models.base import Capabilities, Drafter
 from models.draft import Draft, Evidence, ModelRef
 from models.errors import ModelLoadError, UpstreamError, UpstreamRateLimited, UpstreamTimeout
 from models.pixels import is_greyscale
-from models.prompts import as_hint, clean_reply, primary_language, user_text
+from models.prompts import as_hint, clean_reply, primary_language, tokens_for_budget, user_text
 
 PREFIX = "openai:"
 # Servers that return no token log-probabilities leave the confidence unknown: this value sits at
@@ -63,7 +63,7 @@ class OpenAISettings(BaseSettings):
     max_concurrency: int = Field(4, ge=1, le=256)
     image_max_side: int = Field(1024, ge=64, le=8192)
     logprobs: bool = True
-    max_new_tokens: int = Field(80, ge=1, le=4096)
+    max_new_tokens: int | None = Field(None, ge=1, le=4096, description="Default: from the length budget.")
     temperature: float = Field(0.0, ge=0.0, le=2.0)
 
     def options(self) -> dict:
@@ -100,7 +100,7 @@ class OpenAIDrafter(Drafter):
         max_retries: int = 3,
         max_concurrency: int = 4,
         image_max_side: int = 1024,
-        max_new_tokens: int = 80,
+        max_new_tokens: int | None = None,
         temperature: float = 0.0,
         logprobs: bool = True,
         prompt: str | None = None,
@@ -109,7 +109,7 @@ class OpenAIDrafter(Drafter):
         name = model.removeprefix(PREFIX)
         if not name:
             raise ModelLoadError("invalid", "openai: needs a model name, e.g. openai:Qwen/Qwen2.5-VL-7B-Instruct")
-        if max_concurrency < 1 or image_max_side < 16 or max_new_tokens < 1 or max_retries < 0:
+        if max_concurrency < 1 or image_max_side < 16 or (max_new_tokens or 1) < 1 or max_retries < 0:
             raise ValueError("max_concurrency, image_max_side, max_new_tokens and max_retries are out of range")
         self._name = name
         self._client = openai.OpenAI(
@@ -159,7 +159,8 @@ class OpenAIDrafter(Drafter):
                     ],
                 }
             ],
-            "max_tokens": self._max_new_tokens,
+            # From the length budget unless set (ALTTEXT_OPENAI_MAX_NEW_TOKENS).
+            "max_tokens": self._max_new_tokens or tokens_for_budget(as_hint(hint).max_chars),
             "temperature": self._temperature,
         }
         if self._logprobs:

@@ -62,6 +62,15 @@ def as_hint(hint: str | None) -> Hint:
     return Hint(hint or "")
 
 
+MAX_NEW_TOKENS_CAP = 512
+
+
+def tokens_for_budget(max_chars: int) -> int:
+    """New tokens for a length budget: about three characters a token (less for non-Latin text),
+    plus room for the end token; the merge cuts the text to the budget anyway."""
+    return min(MAX_NEW_TOKENS_CAP, max_chars // 3 + 8)
+
+
 def primary_language(lang: str | None) -> str:
     return (lang or DEFAULT_LANG).split("-")[0].split("_")[0].lower()
 
@@ -115,7 +124,7 @@ def user_text(hint: str | None, custom_instruction: str | None = None) -> str:
 # --- cleaning what chat models add around the answer ------------------------------------------
 
 _PREAMBLE = re.compile(
-    r"^\s*(?:(?:sure|certainly|of course|okay|ok|absolutely|here you go)\b[!,.]?\s*)?"
+    r"^\s*(?:(?:sure|certainly|of course|okay|ok|absolutely|here you go)(?:[!,.:]+\s*|\s+(?=here\b)))?"
     r"(?:here(?:'s| is| are)\b[^:\n]{0,60}:\s*)?",
     re.I,
 )
