@@ -1,7 +1,7 @@
 """What an audit reports (the JSON format; SARIF and HTML are made from it)."""
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from service.audit.rules import SEVERITIES
 
@@ -23,6 +23,8 @@ class Finding(BaseModel):
     column: int | None = None
     proposal_confidence: float | None = Field(None, ge=0.0, le=1.0)
     proposal_error: str | None = Field(None, description="Why no proposal: image_not_found, fetch_blocked, ...")
+    # A small JPEG data: URI of the image as the model saw it, for the HTML report only.
+    _thumbnail: str | None = PrivateAttr(None)
 
 
 class PageReport(BaseModel):

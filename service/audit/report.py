@@ -253,7 +253,7 @@ def to_html(report: AuditReport, thumbs: ThumbSource | None = local_thumbnail) -
 
 def _finding_html(f: Finding, page: str, n: int, thumbs: ThumbSource | None) -> str:
     e = html.escape
-    uri = _data_uri(f.src, thumbs)
+    uri = f._thumbnail or _data_uri(f.src, thumbs)
     shown = _alt_text(f.alt)
     if uri:
         thumb = f'<img class="thumb" src="{e(uri)}" alt="Thumbnail of the image in finding {n}">'

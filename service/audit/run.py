@@ -52,6 +52,7 @@ class _Work:
     hits: list[Hit] = field(default_factory=list)
     result: AltResult | None = None
     error: str | None = None
+    thumbnail: str | None = None
 
 
 async def audit_pages(
@@ -146,13 +147,29 @@ def _finding(h: Hit, w: _Work, options: AuditOptions) -> Finding:
         elif w.result is not None:
             proposed = w.result.alt
             proposal_confidence = round(w.result.confidence, 3)
-    return Finding(
+    finding = Finding(
         rule=h.rule, severity=rule.severity, wcag=h.wcag or rule.wcag, selector=h.image.selector, html=h.image.html,
         reason=h.reason, proposed_alt=proposed, confidence=round(min(max(h.confidence, 0.0), 1.0), 3),
         alt=h.current_alt, src=h.image.src, line=h.image.line, column=h.image.column,
         proposal_confidence=proposal_confidence,
         proposal_error=w.error if (options.proposals and proposed is None) else None,
     )
+    finding._thumbnail = w.thumbnail
+    return finding
+
+
+THUMB_SIZE = (160, 120)
+
+
+def thumbnail(image) -> str:
+    """A small JPEG data: URI of a decoded image (rendered SVGs included) for the HTML report."""
+    import io
+
+    small = image.convert("RGB")
+    small.thumbnail(THUMB_SIZE)
+    buffer = io.BytesIO()
+    small.save(buffer, "JPEG", quality=80)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
 # --- the model ------------------------------------------------------------------------------
@@ -196,8 +213,10 @@ async def _describe(items: list[_Work], options: AuditOptions, loader: Loader, d
     async def load(w: _Work) -> LoadedImage | None:
         try:
             data = await _bytes_for(w.image, loader)
-            return await asyncio.to_thread(load_image, data, max_bytes=options.max_image_bytes,
-                                           max_pixels=options.max_image_pixels)
+            loaded = await asyncio.to_thread(load_image, data, max_bytes=options.max_image_bytes,
+                                             max_pixels=options.max_image_pixels)
+            w.thumbnail = await asyncio.to_thread(thumbnail, loaded.image)
+            return loaded
         except FileNotFoundError:
             w.error = "image_not_found"
         except (ImageError, FetchError) as exc:

@@ -286,6 +286,11 @@ def test_cli_crawls_a_site_and_fetches_images_for_proposals(site, env):
     assert functional["proposed_alt"] == "Sam"  # link purpose from /u/sam
     placeholder = next(f for f in avatars["findings"] if f["rule"] == "placeholder-alt")
     assert placeholder["proposed_alt"].startswith("A 48 by 32 image")  # image fetched over HTTP
+    # the HTML report shows remote images too (thumbnails of what the model saw), and only as data: URIs
+    result = CliRunner().invoke(cli_app, ["audit", f"{site}/site/avatars.html", "--format", "html", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count('src="data:image/jpeg;base64,') == len(avatars["findings"]) - 2  # 2 need no model
+    assert f'src="{site}' not in result.stdout
     # without the allowlist, loopback is refused under the SSRF rules
     env(ALTTEXT_FETCH_ALLOW=None)
     result = CliRunner().invoke(cli_app, ["audit", f"{site}/site/avatars.html", "--no-progress"])
