@@ -1,7 +1,6 @@
 """The backfill run: source -> batches -> engine -> decisions -> checkpoint -> output, resumable."""
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections import Counter

@@ -1,7 +1,6 @@
 """HTML sources: every kind of image occurrence with its context, and --apply with an undo record."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
