@@ -17,6 +17,7 @@ from collections.abc import Mapping
 CODES: dict[str, int] = {
     "invalid_image": 400,
     "fetch_blocked": 400,
+    "host_not_allowed": 400,
     "unauthorized": 401,
     "not_found": 404,
     "method_not_allowed": 405,

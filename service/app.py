@@ -16,7 +16,7 @@ from fastapi.openapi.utils import get_openapi
 from models.base import Drafter
 from service.api import alt_text, audit, errors, jobs, ops
 from service.api.deps import Services
-from service.api.middleware import Admission, BodyLimit, RequestContext
+from service.api.middleware import Admission, AllowedHosts, BodyLimit, OpsGuard, RequestContext
 from service.api.schemas import ImageInput, JobRequest
 from service.auth import KeyStore, RateLimiter
 from service.cache import ResultCache
@@ -92,9 +92,17 @@ def create_app(settings: Settings | None = None, drafter: Drafter | None = None,
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-Id"],
             expose_headers=["X-Request-Id", "Retry-After", "Location"], max_age=600,
         )
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, max_json_bytes=settings.max_json_body_bytes,
+                       json_budget=settings.json_bytes_in_flight, metrics=metrics)
     app.add_middleware(Admission, limit=settings.queue_size, paths=("/v1/alt-text", "/v1/alt-text:batch"),
                        retry_after=lambda: engine.batcher.retry_after() if engine.batcher else 5, metrics=metrics)
+    if settings.auth_required and settings.protect_ops:
+        async def verify(secret: str) -> bool:
+            return await asyncio.to_thread(svc.keys.verify, secret) is not None
+
+        app.add_middleware(OpsGuard, paths=("/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"),
+                           verify=verify)
+    app.add_middleware(AllowedHosts, names=settings.host_names)
     app.add_middleware(RequestContext, metrics=metrics)  # added last = outermost
     app.openapi = lambda: _openapi(app, settings)
     return app

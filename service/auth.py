@@ -86,10 +86,19 @@ class RateLimiter:
         with self._lock:
             tokens, last = self._buckets.get(key, (float(per_minute), now))
             tokens = min(float(per_minute), tokens + (now - last) * rate)
-            if cost > per_minute:  # could never be satisfied: let it through once the bucket is full
-                cost = per_minute
+            if cost > per_minute:  # can never be satisfied (callers refuse such requests first)
+                return 60.0
             if tokens >= cost:
                 self._buckets[key] = (tokens - cost, now)
                 return 0.0
             self._buckets[key] = (tokens, now)
             return (cost - tokens) / rate
+
+    def refund(self, key: str, per_minute: int, cost: int) -> None:
+        """Give back ``cost`` tokens taken for work that was not done (an idempotent replay)."""
+        if per_minute <= 0 or cost <= 0:
+            return
+        with self._lock:
+            if key in self._buckets:
+                tokens, last = self._buckets[key]
+                self._buckets[key] = (min(float(per_minute), tokens + cost), last)

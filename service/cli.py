@@ -135,8 +135,16 @@ def serve(
     from service.app import create_app
     from service.observability import configure_logging, logging_config
 
+    from pydantic import ValidationError
+
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    settings = get_settings().model_copy(update=overrides)
+    try:
+        settings = get_settings().model_copy(update=overrides)
+    except ValidationError as exc:  # a setting that cannot work: say which, and do not start
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"])
+            typer.echo(f"alttext: bad setting{' ' + where if where else ''}: {err['msg']}", err=True)
+        raise typer.Exit(2) from None
     configure_logging(settings.log_format)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
                 log_config=logging_config(settings.log_format), access_log=False)

@@ -27,6 +27,75 @@ Resolver = Callable[[str, int], Awaitable[list[str]]]
 _METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254"),
              ipaddress.ip_address("100.100.100.200")}
 _REDIRECTS = {301, 302, 303, 307, 308}
+_GLOBAL_UNICAST = ipaddress.ip_network("2000::/3")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")               # RFC 6052 well-known prefix: last 32 bits
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")       # RFC 8215 local-use: never public
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")             # deprecated ::a.b.c.d
+_IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")   # SIIT ::ffff:0:a.b.c.d
+_SITE_LOCAL = ipaddress.ip_network("fec0::/10")
+
+
+def embedded_ipv4(ip: IP) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries (mapped, compatible, translated, NAT64,
+    6to4, Teredo server and client): a packet to it may reach them."""
+    if isinstance(ip, ipaddress.IPv4Address):
+        return []
+    low32 = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip.ipv4_mapped:
+        return [ip.ipv4_mapped]
+    if ip in _IPV4_TRANSLATED or ip in _NAT64 or (ip in _IPV4_COMPATIBLE and int(ip) > 1):
+        return [low32]
+    if ip.sixtofour:
+        return [ip.sixtofour]
+    if ip.teredo:
+        return list(ip.teredo)
+    return []
+
+
+def _classify(ip: IP) -> str | None:
+    """The IPv4 or IPv6 rule alone, without looking inside."""
+    if ip in _METADATA:
+        return "metadata"
+    if ip.is_unspecified:  # Linux connects 0.0.0.0 and :: to this host; said as it is
+        return "unspecified"
+    if ip.is_loopback:
+        return "loopback"
+    if ip.is_link_local:
+        return "link_local"
+    if ip.is_multicast:
+        return "reserved"
+    if ip.is_private or (isinstance(ip, ipaddress.IPv6Address) and ip in _SITE_LOCAL):
+        return "private"
+    if not ip.is_global:
+        return "reserved"
+    return None
+
+
+def refusal(ip: IP, allow: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] = ()) -> str | None:
+    """Why ``ip`` may not be reached, or None. Only global unicast is reachable: an IPv6
+    address is judged by every IPv4 address it embeds too, and outside 2000::/3 only the
+    forms that merely carry a public IPv4 address (mapped, NAT64 well-known) pass.
+    ``allow`` lists networks reachable anyway (an IPv4 network also admits its mapped form)."""
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    if any(ip in net or (mapped is not None and mapped in net) for net in allow):
+        return None
+    for inner in embedded_ipv4(ip):
+        reason = _classify(inner)
+        if reason:
+            return reason
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in _NAT64_LOCAL:
+            return "reserved"
+        if mapped is not None or ip in _NAT64:
+            return None  # the embedded IPv4 address passed
+        if ip in _IPV4_COMPATIBLE and int(ip) > 1 or ip in _IPV4_TRANSLATED:
+            return "reserved"  # deprecated forms: never needed for a public host
+    reason = _classify(ip)
+    if reason:
+        return reason
+    if isinstance(ip, ipaddress.IPv6Address) and ip not in _GLOBAL_UNICAST:
+        return "reserved"
+    return None
 
 
 class FetchError(AltTextError):
@@ -85,22 +154,8 @@ class Fetcher:
             self._http = None
 
     def refusal(self, ip: IP) -> str | None:
-        """Why ``ip`` may not be reached, or None."""
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-            ip = ip.ipv4_mapped
-        if any(ip in net for net in self.allow):
-            return None
-        if ip in _METADATA:
-            return "metadata"
-        if ip.is_loopback or ip.is_unspecified:  # Linux connects 0.0.0.0 and :: to this host
-            return "loopback"
-        if ip.is_link_local:
-            return "link_local"
-        if ip.is_private:
-            return "private"
-        if not ip.is_global or ip.is_multicast:
-            return "reserved"
-        return None
+        """Why ``ip`` may not be reached, or None (see ``refusal``)."""
+        return refusal(ip, self.allow)
 
     async def check(self, url: str) -> None:
         """Raise FetchError now if ``url`` may not be reached (it is checked again on use)."""
@@ -130,7 +185,9 @@ class Fetcher:
         for ip in addresses:  # any refused address refuses the name: no picking the safe one by luck
             reason = self.refusal(ip)
             if reason:
-                raise FetchError("fetch_blocked", reason, f"{host} {verb} a {reason.replace('_', '-')} address.")
+                what = reason.replace("_", "-")
+                raise FetchError("fetch_blocked", reason,
+                                 f"{host} {verb} {'an' if what[0] in 'aeiou' else 'a'} {what} address.")
         return str(addresses[0]), url.netloc.decode("ascii")  # netloc keeps a non-default port
 
     async def _open(self, method: str, url: httpx.URL, body: bytes | None, headers: dict[str, str]):
@@ -143,6 +200,9 @@ class Fetcher:
             return await self._client.send(request, stream=True)
         except httpx.TimeoutException as exc:
             raise FetchError("timeout", "timeout", f"{url.host} did not answer in time.") from exc
+        except httpx.InvalidURL as exc:  # httpx parses a redirect's Location even when not following it
+            raise FetchError("fetch_failed", "bad_redirect",
+                             f"{url.host} redirected to an address that cannot be parsed.") from exc
         except httpx.HTTPError as exc:
             raise FetchError("fetch_failed", "connect",
                              f"Could not connect to {url.host}: {type(exc).__name__}.") from exc
@@ -165,7 +225,7 @@ class Fetcher:
             response = await self._open("GET", current, None, headers)
             try:
                 if response.status_code in _REDIRECTS and "location" in response.headers:
-                    current = _parse(urljoin(str(current), response.headers["location"]))
+                    current = _redirect_target(current, response.headers["location"])
                     continue
                 if response.status_code != 200:
                     raise FetchError("fetch_failed", f"http_{response.status_code}",
@@ -204,6 +264,14 @@ class Fetcher:
                 return response.status_code
         except TimeoutError as exc:
             raise FetchError("timeout", "timeout", f"{url} did not answer in time.") from exc
+
+
+def _redirect_target(current: httpx.URL, location: str) -> httpx.URL:
+    try:
+        return httpx.URL(urljoin(str(current), location))
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        raise FetchError("fetch_failed", "bad_redirect",
+                         f"{current.host} redirected to an address that cannot be parsed.") from exc
 
 
 def _parse(url: str) -> httpx.URL:

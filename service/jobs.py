@@ -70,6 +70,12 @@ class JobStore:
             return self._summary(row), False
         return self.get(job_id, owner), True
 
+    def find_idempotent(self, owner: str, idempotency_key: str) -> bool:
+        """Whether ``owner`` already made a job with this Idempotency-Key."""
+        with self.db.connect() as conn:
+            return conn.execute(select(jobs.c.id).where(jobs.c.owner == owner,
+                                                        jobs.c.idempotency_key == idempotency_key)).first() is not None
+
     def get(self, job_id: str, owner: str) -> dict | None:
         with self.db.connect() as conn:
             row = conn.execute(select(jobs).where(jobs.c.id == job_id, jobs.c.owner == owner)).mappings().first()

@@ -174,12 +174,25 @@ _DOWNLOADS = {"pdf": "PDF", "doc": "Word", "docx": "Word", "xls": "Excel", "xlsx
               "ppt": "PowerPoint", "pptx": "PowerPoint", "zip": "ZIP", "epub": "EPUB", "mp3": "MP3", "mp4": "MP4"}
 
 
+_LINK_SCHEMES = {"", "http", "https", "mailto", "tel"}  # "" is a relative path
+
+
 def link_purpose(href: str | None) -> str | None:
-    """What following a link does, from its address alone."""
+    """What following a link does, from its address alone. Only http(s), mailto and tel
+    addresses and relative paths say anything: a javascript:, data: or other scheme's
+    text is code or content, never a purpose."""
     if not href:
         return None
-    href = sanitise(href, limit=2000)
-    parts = urlsplit(href)
+    # As a browser reads an href: tabs, newlines and other controls inside do not count.
+    href = sanitise(re.sub(r"[\x00-\x1f\x7f]", "", href), limit=2000)
+    try:
+        parts = urlsplit(href)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return None
+    if parts.scheme not in _LINK_SCHEMES:
+        return None
+    if not parts.scheme and not parts.netloc and ":" in parts.path.split("/")[0]:
+        return None  # "java script:..." or an encoded scheme: a relative path cannot have this
     if parts.scheme == "mailto":
         return f"Email {unquote(parts.path)}"
     if parts.scheme == "tel":
@@ -322,7 +335,7 @@ def _functional(draft: Draft, page: PageContext, budget: int) -> _Out:
     purpose = sanitise(page.action, limit=200) or None
     source: Source = "human"
     if not purpose and draft.evidence.text:
-        purpose, source = " ".join(draft.evidence.text.split()), "draft"  # a logo or icon label
+        purpose, source = sanitise(draft.evidence.text) or None, "draft"  # a logo or icon label
     if not purpose:
         purpose, source = link_purpose(page.link_href), "merged"
     if not purpose:
@@ -335,7 +348,7 @@ def _functional(draft: Draft, page: PageContext, budget: int) -> _Out:
 
 
 def _text(draft: Draft, budget: int) -> _Out:
-    words = " ".join(draft.evidence.text.split())
+    words = sanitise(draft.evidence.text)  # read text is data too: no controls, no markup
     if not words:
         alt, _ = fit(polish(draft.text), budget)
         return _Out(alt, "draft", draft.confidence, ["no_text_found"], review=True)

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -15,6 +15,9 @@ def _split(value):
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
     return value
+
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
 class Settings(BaseSettings):
@@ -60,12 +63,30 @@ class Settings(BaseSettings):
         64 * 2**20, ge=4096, description="Largest request body (uploads, base64 batches, job bodies)."
     )
 
+    max_json_body_bytes: int = Field(
+        32 * 2**20, ge=4096, description="Largest JSON or JSON Lines body: parsed in memory, so smaller than "
+        "multipart uploads, which spool to disk. Enough for one maximal image as base64.",
+    )
+    json_bytes_in_flight: int = Field(
+        96 * 2**20, ge=4096, description="JSON body bytes all requests together may hold while being read and "
+        "handled; past it requests get 503 + Retry-After (one request alone may always use its limit).",
+    )
+
     require_api_key: bool = Field(
         False, description="Require API keys even on loopback. Always required when host is not loopback."
     )
     rate_limit_per_minute: int = Field(
         600, ge=0,
         description="Default per-key budget (images per minute for describe calls, 1 per other call); 0 = off.",
+    )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host header names this service answers to ('*.example.org' patterns, '*' for any). "
+        "Default: loopback names (localhost, 127.0.0.1, ::1) when listening on loopback, any name beyond it "
+        "(where keys are required). Stops DNS rebinding from reading a key-less loopback service.",
+    )
+    protect_ops: bool = Field(
+        True, description="Where keys are required, /metrics, /docs, /redoc and /openapi.json need one too.",
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Origins allowed to call the API from a browser (CMS admin pages)."
@@ -92,7 +113,7 @@ class Settings(BaseSettings):
     )
     log_format: Literal["json", "text"] = "json"
 
-    @field_validator("cors_origins", "fetch_allow", "webhook_retry_delays_s", mode="before")
+    @field_validator("cors_origins", "fetch_allow", "webhook_retry_delays_s", "allowed_hosts", mode="before")
     @classmethod
     def _comma_lists(cls, value):
         return _split(value)
@@ -103,6 +124,17 @@ class Settings(BaseSettings):
         for net in value:
             ipaddress.ip_network(net, strict=False)  # raises a clear error at startup
         return value
+
+    @model_validator(mode="after")
+    def _queue_holds_a_batch(self):
+        # A batch request is queued all or nothing: a queue smaller than the largest batch
+        # would answer every full batch 503 for ever.
+        if self.queue_size < self.max_batch_items:
+            raise ValueError(
+                f"ALTTEXT_QUEUE_SIZE ({self.queue_size}) must be at least ALTTEXT_MAX_BATCH_ITEMS "
+                f"({self.max_batch_items}): a full batch could never be admitted. Raise the queue or lower the batch limit."
+            )
+        return self
 
     def drafter_options(self) -> dict:
         """The generic drafter settings that the chosen backend takes (the backend says which)."""
@@ -120,6 +152,13 @@ class Settings(BaseSettings):
             return ipaddress.ip_address(self.host).is_loopback
         except ValueError:
             return False
+
+    @property
+    def host_names(self) -> list[str]:
+        """The Host header names answered (lower case, without port or brackets); ['*'] = any."""
+        if self.allowed_hosts:
+            return [h.lower().strip("[]") for h in self.allowed_hosts]
+        return list(LOOPBACK_NAMES) if self.loopback_only else ["*"]
 
     @property
     def auth_required(self) -> bool:

@@ -16,6 +16,15 @@ MAX_INPUT_CHARS = 4000  # page text beyond this adds nothing to a 125-character 
 # --- untrusted input -------------------------------------------------------------------
 
 
+_TAG = re.compile(r"</?[A-Za-z!?][^<>]*>")
+
+
+def _html_text(text: str) -> str:
+    tree = LexborHTMLParser(text)
+    tree.strip_tags(["script", "style", "noscript", "template"])
+    return tree.text(separator=" ")
+
+
 def sanitise(text: str | None, limit: int = MAX_INPUT_CHARS) -> str:
     """HTML -> text, control and format characters removed, whitespace collapsed, capped.
 
@@ -25,11 +34,11 @@ def sanitise(text: str | None, limit: int = MAX_INPUT_CHARS) -> str:
     if not text:
         return ""
     if "<" in text or "&" in text:
-        tree = LexborHTMLParser(text)
-        tree.strip_tags(["script", "style", "noscript", "template"])
-        text = tree.text(separator=" ")
+        text = _html_text(text)
+        if _TAG.search(text):  # entity-encoded markup, decoded once: it must not come back as tags
+            text = _TAG.sub(" ", _html_text(text))
     text = unicodedata.normalize("NFC", text)
-    text = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in text)
+    text = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp") else ch for ch in text)
     text = " ".join(text.split())
     if len(text) > limit:
         text = text[:limit].rsplit(" ", 1)[0]

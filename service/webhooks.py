@@ -43,7 +43,8 @@ def signed_request(secret: str, msg_id: str, payload: dict, now: float | None = 
 
 
 class WebhookSender:
-    """Delivers due webhooks from the job store; one attempt per due row."""
+    """Delivers due webhooks from the job store; one attempt per due row. Redirects are not
+    followed (as most webhook senders do): a 3xx is a failed attempt, retried with backoff."""
 
     def __init__(self, store, fetcher: Fetcher, delays: list[float], metrics: Metrics, poll_s: float = 1.0) -> None:
         self.store, self.fetcher, self.delays, self.metrics, self.poll_s = store, fetcher, delays, metrics, poll_s
@@ -74,6 +75,9 @@ class WebhookSender:
             ok, why = 200 <= status < 300, f"http_{status}"
         except FetchError as exc:
             ok, why = False, exc.reason
+        except Exception as exc:  # whatever the receiver did, the attempt counts and is retried later
+            log.warning("webhook attempt failed unexpectedly", exc_info=True)
+            ok, why = False, type(exc).__name__
         if ok:
             next_at = None
         elif attempt > len(self.delays):

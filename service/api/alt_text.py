@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from starlette.datastructures import UploadFile
 
 from models.errors import item_error
-from service.api.deps import CallerDep, EngineDep, ServicesDep, charge
+from service.api.deps import CallerDep, EngineDep, ServicesDep, charge_items
 from service.api.errors import ApiError, documented
 from service.api.schemas import EXAMPLE_PNG_BASE64, BatchRequest, BatchResponse, ImageInput, ItemError, ItemResult
 from service.engine import AltTextEngine, split_item
@@ -87,6 +87,8 @@ async def create_alt_text(request: Request, svc: ServicesDep, who: CallerDep, en
 async def _json(request: Request):
     try:
         return json.loads(await request.body())
+    except RecursionError as exc:  # the batch and job routes parse with pydantic, which says the same
+        raise ApiError("invalid_request", "The body is nested too deeply.") from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError("invalid_request", "The body is not valid JSON.") from exc
 
@@ -128,7 +130,7 @@ async def create_alt_text_batch(body: BatchRequest, svc: ServicesDep, who: Calle
     if len(body.items) > svc.settings.max_batch_items:
         raise ApiError("invalid_request", f"items: at most {svc.settings.max_batch_items} per batch; "
                                           "use POST /v1/jobs for more.")
-    charge(svc, who, len(body.items) - 1)
+    charge_items(svc, who, len(body.items))
     items = [item.model_dump(exclude_none=True) for item in body.items]
     async with answering(svc.settings):
         outcomes = await engine.describe_items(items)

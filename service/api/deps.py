@@ -65,6 +65,16 @@ def charge(svc: Services, who: Caller, cost: int) -> None:
                        headers={"Retry-After": str(max(1, round(wait + 0.5)))})
 
 
+def charge_items(svc: Services, who: Caller, items: int, already: int = 1) -> None:
+    """Batches and jobs spend the budget by image (the caller dependency took ``already``).
+    A request with more images than the key may describe in a minute can never fit: it is
+    refused as invalid (422), not 429, so clients do not retry it for ever."""
+    if who.rate_limit and items > who.rate_limit:
+        raise ApiError("invalid_request", f"items: this API key may describe {who.rate_limit} images a minute; "
+                                          f"send at most {who.rate_limit} per request.", reason="over_key_budget")
+    charge(svc, who, items - already)
+
+
 def ready_engine(svc: Annotated[Services, Depends(services)]) -> AltTextEngine:
     if not svc.engine.is_ready:
         raise ApiError("overloaded", "The model is still loading; retry shortly.", reason="loading",

@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
-from starlette.routing import Match, Route
+from starlette.routing import Match
 
 from models.errors import AltTextError
 from service.api.schemas import ErrorEnvelope
@@ -64,6 +64,17 @@ def validation_message(errors: list[dict], prefix: tuple = ()) -> str:
     return "; ".join(parts) or "The request is not valid."
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> str:
+    """The methods some route answers at this path: each method is tried against the router,
+    so routes inside included routers count too."""
+    scope = {k: v for k, v in request.scope.items() if k not in ("route", "endpoint", "path_params")}
+    return ", ".join(method for method in _METHODS if any(
+        route.matches({**scope, "method": method})[0] == Match.FULL for route in request.app.router.routes))
+
+
 def envelope(request: Request, exc: AltTextError) -> JSONResponse:
     request_id = getattr(request.state, "request_id", "") or ""
     return JSONResponse({"error": {"code": exc.code, "message": exc.message, "request_id": request_id}},
@@ -86,14 +97,13 @@ def install(app: FastAPI, metrics: Metrics) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException):
+        if isinstance(exc.__cause__, AltTextError):  # FastAPI wraps errors raised while it reads a body
+            return await api_error(request, exc.__cause__)
         code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
                 401: "unauthorized"}.get(exc.status_code, "invalid_request")
         message = exc.detail if isinstance(exc.detail, str) else "The request is not valid."
         headers = dict(exc.headers or {})
         status = 422 if exc.status_code == 400 else exc.status_code  # FastAPI's "error parsing the body"
         if exc.status_code == 405:  # Starlette names only the first matching route's methods
-            headers["Allow"] = ", ".join(sorted({
-                method for route in request.app.router.routes
-                if isinstance(route, Route) and route.matches(request.scope)[0] != Match.NONE
-                for method in route.methods or ()}))
+            headers["Allow"] = allowed_methods(request)
         return await api_error(request, ApiError(code, message, status=status, headers=headers))

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import ValidationError
 
-from service.api.deps import CallerDep, ServicesDep
+from service.api.deps import CallerDep, ServicesDep, charge_items
 from service.api.errors import ApiError, documented, validation_message
 from service.api.schemas import HTTP_URL, BatchItem, Job, JobRequest, JobResults
 from service.fetch import FetchError
@@ -77,11 +77,17 @@ async def create_job(
         if not valid_secret(hook_secret):
             raise ApiError("invalid_request", "webhook.secret: expected whsec_ followed by base64.")
     digest = hashlib.sha256(b"%s\n%s\n%s" % (ctype.encode(), (webhook_url or "").encode(), raw)).hexdigest()
+    replay = idempotency_key is not None and await asyncio.to_thread(
+        svc.jobs.find_idempotent, who.id, idempotency_key)
+    if not replay:  # a retried POST returns the same job and costs nothing more
+        charge_items(svc, who, len(items))  # a job spends the key's budget by image, like a batch
     # A reused Idempotency-Key raises IdempotencyConflict (409), answered by the one error handler.
     summary, created = await asyncio.to_thread(
         svc.jobs.create, who.id, [item.model_dump(exclude_none=True) for item in items],
         webhook_url=hook_url, webhook_secret=hook_secret, idempotency_key=idempotency_key,
         request_hash=digest)
+    if not created and not replay:  # lost a race with an identical request: it paid
+        svc.limiter.refund(who.id, who.rate_limit, len(items) - 1)
     if created and svc.wake_jobs:
         svc.wake_jobs.set()
     response.headers["Location"] = f"/v1/jobs/{summary['id']}"

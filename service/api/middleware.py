@@ -89,19 +89,49 @@ class Admission:
             self.in_flight -= 1
 
 
-class BodyLimit:
-    """Refuses bodies over ``max_bytes``: by Content-Length up front, and by counting while
-    reading, so chunked uploads cannot grow memory or disk either."""
+JSON_TYPES = (b"application/json", b"application/jsonl", b"application/x-ndjson", b"application/json-lines")
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+
+class BodyLimit:
+    """Refuses bodies over ``max_bytes`` (``max_json_bytes`` for JSON and JSON Lines, which
+    are read whole and parsed in memory, where multipart files spool to disk): by
+    Content-Length up front, and by counting while reading, so chunked uploads cannot grow
+    memory or disk either. JSON bodies also share ``json_budget`` bytes across all requests
+    in flight: a request that would take more waits outside (503 + Retry-After), so parsing
+    many large bodies at once cannot multiply memory."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, max_json_bytes: int | None = None,
+                 json_budget: int | None = None, metrics: Metrics | None = None) -> None:
+        self.app, self.max_bytes, self.metrics = app, max_bytes, metrics
+        self.max_json_bytes = min(max_json_bytes or max_bytes, max_bytes)
+        self.json_budget = json_budget
+        self.json_in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        declared = dict(scope["headers"]).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            return await self._refuse(scope, send)
+        headers = dict(scope["headers"])
+        is_json = headers.get(b"content-type", b"").split(b";")[0].strip().lower() in JSON_TYPES
+        limit = self.max_json_bytes if is_json else self.max_bytes
+        declared = headers.get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            return await self._refuse(scope, send, limit)
+        reserved = 0
+
+        def reserve(size: int) -> bool:
+            nonlocal reserved
+            if not is_json or self.json_budget is None or size <= reserved:
+                return True
+            extra = size - reserved
+            # one request alone may always use its whole limit, or large bodies could never pass
+            if self.json_in_flight + extra > self.json_budget and self.json_in_flight > 0:
+                return False
+            self.json_in_flight += extra
+            reserved = size
+            return True
+
+        if declared.isdigit() and not reserve(int(declared)):
+            return await self._busy(scope, send)
         seen = 0
 
         async def counted() -> Message:
@@ -109,15 +139,84 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise self._error()
+                if seen > limit:
+                    raise self._error(limit)
+                if not reserve(seen):
+                    raise ApiError("overloaded", "Too many large request bodies in flight; retry shortly.",
+                                   reason="body_budget", headers={"Retry-After": "1"})
             return message
 
-        await self.app(scope, counted, send)
+        try:
+            await self.app(scope, counted, send)
+        finally:
+            self.json_in_flight -= reserved
 
-    def _error(self) -> ApiError:
-        return ApiError("payload_too_large", f"The request body is over the {self.max_bytes}-byte limit.")
+    def _error(self, limit: int) -> ApiError:
+        return ApiError("payload_too_large", f"The request body is over the {limit}-byte limit.")
 
-    async def _refuse(self, scope: Scope, send: Send) -> None:
+    async def _refuse(self, scope: Scope, send: Send, limit: int) -> None:
         request_id = scope.get("state", {}).get("request_id", "")
-        await send_error(send, self._error(), request_id, [(b"connection", b"close")])
+        await send_error(send, self._error(limit), request_id, [(b"connection", b"close")])
+
+    async def _busy(self, scope: Scope, send: Send) -> None:
+        if self.metrics:
+            self.metrics.failures.labels("overloaded", "body_budget").inc()
+        err = ApiError("overloaded", "Too many large request bodies in flight; retry shortly.", reason="body_budget",
+                       headers={"Retry-After": "1"})
+        await send_error(send, err, scope.get("state", {}).get("request_id", ""), [(b"connection", b"close")])
+
+
+def host_of(scope: Scope) -> str | None:
+    """The Host header's name, lower case, without the port or IPv6 brackets."""
+    raw = dict(scope["headers"]).get(b"host")
+    if raw is None:
+        return None
+    host = raw.decode("latin-1").strip().lower()
+    if host.startswith("["):
+        return host[1:host.find("]")] if "]" in host else None
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def host_allowed(host: str | None, names: list[str]) -> bool:
+    if "*" in names:
+        return True
+    if not host:
+        return False
+    return any(host == name or (name.startswith("*.") and host.endswith(name[1:])) for name in names)
+
+
+class AllowedHosts:
+    """Answers 400 ``host_not_allowed`` to a Host header that is not this service's: a page on
+    another site that rebinds its own name to 127.0.0.1 still sends that name, so it cannot
+    read a service that needs no key on loopback."""
+
+    def __init__(self, app: ASGIApp, names: list[str]) -> None:
+        self.app, self.names = app, names
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or host_allowed(host_of(scope), self.names):
+            return await self.app(scope, receive, send)
+        await _answer(scope, send, ApiError("host_not_allowed", "This service does not answer to that Host name; "
+                                                                "see ALTTEXT_ALLOWED_HOSTS."))
+
+
+class OpsGuard:
+    """Where keys are required, the service's description and metrics need one too
+    (``ALTTEXT_PROTECT_OPS``); /health and /ready stay open for load balancers."""
+
+    def __init__(self, app: ASGIApp, paths: tuple[str, ...], verify) -> None:
+        self.app, self.paths, self.verify = app, paths, verify
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.paths:
+            return await self.app(scope, receive, send)
+        auth = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+        scheme, _, secret = auth.partition(" ")
+        if scheme.lower() == "bearer" and secret.strip() and await self.verify(secret.strip()):
+            return await self.app(scope, receive, send)
+        await _answer(scope, send, ApiError("unauthorized", "Send a valid API key as 'Authorization: Bearer <key>'.",
+                                            headers={"WWW-Authenticate": "Bearer"}))
+
+
+async def _answer(scope: Scope, send: Send, err: ApiError) -> None:
+    await send_error(send, err, scope.get("state", {}).get("request_id", ""))

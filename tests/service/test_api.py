@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from tests.support.api import b64, metric, png, settings, wait_ready
+from tests.support.api import b64, metric, png, settings, wait_for, wait_ready
 from tests.support.drafters import ColourDrafter
 from tests.support.servers import LocalServer
 
@@ -262,7 +262,7 @@ def test_cache_survives_a_restart(tmp_path):
 
 def test_overload_answers_503_with_retry_after(tmp_path):
     slow = ColourDrafter(delay_s=0.5)
-    app = create_app(settings(tmp_path, queue_size=2, batch_size=1, cache=False), slow)
+    app = create_app(settings(tmp_path, queue_size=2, max_batch_items=2, batch_size=1, cache=False), slow)
     with TestClient(app) as c:
         wait_ready(c)
         results: list = []
@@ -284,15 +284,23 @@ def test_overload_answers_503_with_retry_after(tmp_path):
         assert len(slow.batches) == statuses.count(200)
 
 
-def test_a_batch_bigger_than_the_queue_is_refused_whole(tmp_path):
-    with TestClient(create_app(settings(tmp_path, queue_size=2, cache=False), ColourDrafter())) as c:
+def test_a_batch_that_does_not_fit_the_queue_now_is_refused_whole(tmp_path):
+    slow = ColourDrafter(delay_s=0.4)
+    app = create_app(settings(tmp_path, queue_size=3, max_batch_items=3, batch_size=1, cache=False), slow)
+    batch = {"items": [{"image_base64": b64(png(colour))} for colour in ("red", "blue", "green")]}
+    with TestClient(app) as c:
         wait_ready(c)
-        r = c.post("/v1/alt-text:batch", json={"items": [{"image_base64": b64(png(colour))}
-                                                          for colour in ("red", "blue", "green")]})
+        first: list = []
+        t = threading.Thread(target=lambda: first.append(c.post("/v1/alt-text:batch", json=batch)))
+        t.start()
+        wait_for(lambda: metric(c.get("/metrics").text, "alttext_queue_depth", priority="interactive") >= 1)
+        r = c.post("/v1/alt-text:batch", json=batch)
         error_of(r, 503, "overloaded")
+        assert int(r.headers["retry-after"]) >= 1
         assert metric(c.get("/metrics").text, "alttext_failures_total", code="overloaded", reason="queue_full") == 1
-        ok = c.post("/v1/alt-text:batch", json={"items": [{"image_base64": b64(png("red"))}] * 2})
-        assert ok.status_code == 200
+        t.join()
+        assert first[0].status_code == 200
+        assert c.post("/v1/alt-text:batch", json=batch).status_code == 200  # room again: admitted
 
 
 def test_slow_model_answers_504(tmp_path):

@@ -40,7 +40,7 @@ def test_concurrent_requests_are_batched_and_match_unbatched(tmp_path):
         async with app.router.lifespan_context(app):
             await app.state.services.engine.wait_ready()
             transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
                 responses = await asyncio.gather(*(client.post("/v1/alt-text", json=request(i)) for i in range(N)))
                 metrics = (await client.get("/metrics")).text
         return responses, metrics

@@ -65,7 +65,7 @@ def test_loopback_is_refused_by_default_and_never_contacted(server):
     ("10.1.2.3", "private"), ("192.168.0.10", "private"), ("172.16.5.5", "private"),
     ("169.254.1.1", "link_local"), ("169.254.169.254", "metadata"), ("::1", "loopback"),
     ("::ffff:127.0.0.1", "loopback"), ("fd00::1", "private"), ("fe80::1", "link_local"),
-    ("0.0.0.0", "loopback"), ("::", "loopback"), ("100.64.0.1", "reserved"), ("224.0.0.1", "reserved"),
+    ("0.0.0.0", "unspecified"), ("::", "unspecified"), ("100.64.0.1", "reserved"), ("224.0.0.1", "reserved"),
 ])
 def test_names_resolving_to_internal_addresses_are_refused(address, reason):
     err = refused("http://images.example.org/cat.jpg", resolver=resolver_for({"images.example.org": [address]}))
@@ -179,3 +179,57 @@ def test_https_pins_the_address_but_verifies_the_name(tmp_path):
         # Same address, another name: the certificate does not match, so no bytes are trusted.
         err = refused(srv.url("/img", host="other.test"), allow=ONLY_SERVER, resolver=resolve, verify=client_ctx)
         assert (err.code, err.reason) == ("fetch_failed", "connect")
+
+
+# --- IPv6 forms that carry an IPv4 address, and everything that is not global unicast ---------
+
+
+@pytest.mark.parametrize("address, reason", [
+    ("::ffff:0:10.0.0.1", "private"),          # SIIT translated
+    ("::10.0.0.1", "private"),                 # IPv4-compatible
+    ("::127.0.0.1", "loopback"),
+    ("::169.254.169.254", "metadata"),
+    ("::ffff:169.254.169.254", "metadata"),
+    ("64:ff9b::a00:1", "private"),             # NAT64 well-known prefix -> 10.0.0.1
+    ("64:ff9b::7f00:1", "loopback"),
+    ("64:ff9b:1::808:808", "reserved"),        # NAT64 local-use prefix: never public
+    ("2002:a00:1::", "private"),               # 6to4 -> 10.0.0.1
+    ("2002:7f00:1::1", "loopback"),
+    ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "private"),  # Teredo (client 192.0.2.45)
+    ("fec0::1", "private"),                    # site-local
+    ("ff02::1", "reserved"), ("ff0e::1", "reserved"),
+    ("::8.8.8.8", "reserved"),                 # deprecated compatible form, even of a public address
+    ("2001:db8::1", "private"), ("100::1", "private"), ("4000::1", "reserved"),
+    ("0.0.0.0", "unspecified"), ("::", "unspecified"), ("::ffff:0.0.0.0", "unspecified"),
+])
+def test_embedded_ipv4_and_non_global_ipv6_are_refused(address, reason):
+    err = refused("http://host.test/x.png", resolver=resolver_for({"host.test": [address]}))
+    assert (err.code, err.reason) == ("fetch_blocked", reason)
+    literal = refused(f"http://[{address}]/x.png" if ":" in address else f"http://{address}/x.png")
+    assert literal.reason == reason
+
+
+@pytest.mark.parametrize("address", ["8.8.8.8", "::ffff:8.8.8.8", "64:ff9b::808:808", "2606:4700:4700::1111",
+                                     "2002:808:808::1"])
+def test_public_addresses_in_any_form_pass_the_check(address):
+    from service.fetch import refusal
+    import ipaddress
+
+    assert refusal(ipaddress.ip_address(address)) is None
+
+
+def test_the_unspecified_message_names_it():
+    assert refused("http://0.0.0.0/x.png").message == "0.0.0.0 is an unspecified address."
+
+
+# --- redirects whose Location cannot be used ---------------------------------------------------
+
+
+@pytest.mark.parametrize("location", ["data:image/png;base64,iVBORw0KGgo=", "data:text/html,<script>alert(1)</script>",
+                                      "javascript:alert(1)", "http://[::1"])
+def test_a_redirect_that_cannot_be_parsed_is_fetch_failed(server, location):
+    from urllib.parse import quote
+
+    err = refused(server.url("/redirect?to=" + quote(location, safe="")), allow=ONLY_SERVER)
+    assert err.code == "fetch_failed", (err.code, err.reason)
+    assert err.reason in ("bad_redirect", "connect")

@@ -162,3 +162,12 @@ def test_seed_caption_table_in_docs_is_current():
     from evaluation.seed_table import TABLE, render
 
     assert TABLE.read_text(encoding="utf-8") == render(), "run: python -m evaluation.seed_table"
+
+
+def test_sanitise_entity_encoded_markup_does_not_come_back_as_tags():
+    # Found by the attack suite: "&lt;script&gt;" decoded once became a literal <script> tag in the alt.
+    from service.text import sanitise
+
+    assert sanitise("&lt;script&gt;alert(1)&lt;/script&gt; Harbour") == "Harbour"
+    assert sanitise("&lt;b&gt;Bold&lt;/b&gt; move") == "Bold move"
+    assert sanitise("7 &gt; 3 and 5 &lt; 6") == "7 > 3 and 5 < 6"

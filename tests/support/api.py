@@ -46,7 +46,9 @@ def settings(tmp_path, **overrides):
     """Settings for a test app: its own data folder, no .env, quick webhook retries."""
     from service.settings import Settings
 
-    base = {"data_dir": tmp_path, "log_format": "json", "webhook_retry_delays_s": [0.2, 0.4]}
+    # TestClient sends Host: testserver; real servers in tests are reached as 127.0.0.1.
+    base = {"data_dir": tmp_path, "log_format": "json", "webhook_retry_delays_s": [0.2, 0.4],
+            "allowed_hosts": ["testserver", "127.0.0.1", "localhost", "::1"]}
     return Settings(_env_file=None, **(base | overrides))
 
 

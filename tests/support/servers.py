@@ -24,7 +24,7 @@ class Recorder:
 class LocalServer:
     """Routes: /img (a PNG), /redirect?to=URL, /status/N, /big (endless chunked body),
     /declared-big (huge Content-Length), /slow (drips a byte every 0.5 s), /hook (records a POST;
-    the first ``fail_first`` POSTs get 500)."""
+    the first ``fail_first`` POSTs get 500; a POST to /redirect?to=URL gets a 302)."""
 
     def __init__(self, image: bytes = b"", *, tls: ssl.SSLContext | None = None, fail_first: int = 0) -> None:
         self.image, self.fail_first = image, fail_first
@@ -86,6 +86,13 @@ class LocalServer:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 server.seen.add(method="POST", path=self.path, host=self.headers.get("Host"), body=body,
                                 headers={k.lower(): v for k, v in self.headers.items()})
+                url = urlsplit(self.path)
+                if url.path == "/redirect":  # a receiver that redirects (webhooks do not follow)
+                    self.send_response(302)
+                    self.send_header("Location", parse_qs(url.query)["to"][0])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 posts = sum(r["method"] == "POST" for r in server.seen.requests)
                 self._send(500 if posts <= server.fail_first else 204, b"", "text/plain")
 
