@@ -32,6 +32,7 @@ CODES: dict[str, int] = {
     "upstream_unavailable": 502,
     "overloaded": 503,
     "upstream_rate_limited": 503,
+    "storage_unavailable": 503,
     "timeout": 504,
 }
 # Codes only the command line and the Python API raise (local files); never sent over HTTP.

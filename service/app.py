@@ -43,8 +43,8 @@ def create_app(settings: Settings | None = None, drafter: Drafter | None = None,
     """``drafter`` skips model loading (tests); ``resolver`` replaces DNS for outbound fetches (tests)."""
     settings = settings or get_settings()
     metrics = Metrics()
-    db = connect(settings.db_url())
-    cache_db = connect(settings.cache_url) if settings.cache_url else db
+    db = connect(settings.db_url(), settings.db_busy_timeout_s)
+    cache_db = connect(settings.cache_url, settings.db_busy_timeout_s) if settings.cache_url else db
     fetcher = Fetcher(allow=settings.fetch_allow, timeout_s=settings.fetch_timeout_s,
                       max_bytes=settings.max_image_bytes, max_redirects=settings.fetch_max_redirects,
                       resolver=resolver)

@@ -85,7 +85,7 @@ cache_entries = Table(
 )
 
 
-def connect(url: str) -> Engine:
+def connect(url: str, busy_timeout_s: float = 30.0) -> Engine:
     """A SQLAlchemy engine for ``url`` with the schema in place. SQLite gets WAL and a busy timeout.
 
     Callers name it ``db`` (never ``engine``: that word is kept for service.engine.AltTextEngine)."""
@@ -93,14 +93,14 @@ def connect(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        db = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        db = create_engine(url, connect_args={"check_same_thread": False, "timeout": busy_timeout_s})
 
         @event.listens_for(db, "connect")
         def _pragmas(dbapi_conn, _record):
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across app crashes
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
             cur.close()
     else:
         db = create_engine(url, pool_pre_ping=True)

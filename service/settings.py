@@ -50,6 +50,9 @@ class Settings(BaseSettings):
         None, description="SQLAlchemy URL for jobs, keys and cache; default sqlite in data_dir. "
         "postgresql+psycopg://user:pass@host/db for several instances."
     )
+    db_busy_timeout_s: float = Field(
+        10.0, ge=0, le=600, description="How long a request waits for a locked SQLite database before 503.",
+    )
     cache: bool = Field(True, description="Cache results by image hash + model + policy version + page context.")
     cache_url: str | None = Field(None, description="Separate database for the cache; default database_url.")
     cache_max_entries: int = Field(100_000, ge=1, description="Oldest cache entries beyond this are dropped.")

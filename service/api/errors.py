@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
@@ -86,6 +87,17 @@ def install(app: FastAPI, metrics: Metrics) -> None:
     async def api_error(request: Request, exc: AltTextError):
         metrics.failures.labels(exc.code, exc.reason).inc()
         return envelope(request, exc)
+
+    @app.exception_handler(OperationalError)
+    async def storage(request: Request, exc: OperationalError):
+        # SQLite "database is locked" (busy past ALTTEXT_DB_BUSY_TIMEOUT_S) or "database or disk is
+        # full", PostgreSQL unreachable: the transaction rolled back, nothing half-written.
+        log.warning("database unavailable: %s", str(exc.orig)[:200])
+        full = "full" in str(exc.orig).lower()
+        return await api_error(request, ApiError(
+            "storage_unavailable", "The database is full; the operator must free space." if full else
+            "The database is busy; retry shortly.", reason="disk_full" if full else "busy",
+            headers={"Retry-After": "30" if full else "5"}))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):

@@ -31,7 +31,7 @@ def _job(summary: dict) -> Job:
                 "An `Idempotency-Key` header makes retries safe: the same key and body give the same job.",
     status_code=202,
     response_model=Job,
-    responses=documented(400, 401, 409, 413, 415, 422, 429),
+    responses=documented(400, 401, 409, 413, 415, 422, 429, 503),
     openapi_extra={"requestBody": {"required": True, "content": {
         "application/json": {"schema": {"$ref": "#/components/schemas/JobRequest"}},
         "application/jsonl": {"schema": {"type": "string", "description": "One ImageInput object per line."},
