@@ -27,7 +27,9 @@ def main() -> None:
     target = TARGETS[name]
     seeds = ROOT / "tests" / "fixtures" / "fuzz" / name
     seeds.mkdir(parents=True, exist_ok=True)
-    corpus = [str(seeds)]
+    work = ROOT / "runs" / "fuzz" / f"{name}-corpus"  # libFuzzer adds new inputs to the first folder
+    work.mkdir(parents=True, exist_ok=True)
+    corpus = [str(work), str(seeds)]
     if name == "image_loader":
         corpus.append(str(ROOT / "tests" / "fixtures" / "coco"))
     atheris.Setup([sys.argv[0], *sys.argv[2:], *corpus], target)
