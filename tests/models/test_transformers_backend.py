@@ -529,6 +529,13 @@ def test_device_and_dtype_choice(monkeypatch):
     assert pick_dtype(None, "cuda") == torch.float16
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
     assert pick_dtype("auto", "cuda:0") == torch.bfloat16
+    # Apple silicon: MPS when there is no CUDA, in float32 (its half kernels are patchy).
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert pick_device(None) == "mps" and pick_dtype(None, pick_device(None)) == torch.float32
+    assert pick_device("cpu") == "cpu"  # an explicit choice wins
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert pick_device("auto") == "cpu"
 
 
 def test_families_come_from_the_config_not_the_name(saved, tmp_path):
