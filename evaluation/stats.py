@@ -75,3 +75,33 @@ def paired(
     else:
         p = 1.0
     return {"diff": diff, "interval": interval(deltas, level), "p_value": p}
+
+
+def auroc(scores, positives) -> float | None:
+    """Area under the ROC curve: the chance that a random positive scores above a random
+    negative (ties count half). None when either class is empty."""
+    scores = np.asarray(scores, dtype=float)
+    positives = np.asarray(positives, dtype=bool)
+    pos, neg = scores[positives], scores[~positives]
+    if len(pos) == 0 or len(neg) == 0:
+        return None
+    greater = (pos[:, None] > neg[None, :]).sum()
+    ties = (pos[:, None] == neg[None, :]).sum()
+    return float((greater + 0.5 * ties) / (len(pos) * len(neg)))
+
+
+def reliability(scores, positives, bins: int = 5) -> list[dict]:
+    """Reliability table: per equal-width confidence bin, how many, mean confidence and the
+    share that is actually right. Empty bins are left out."""
+    scores = np.asarray(scores, dtype=float)
+    positives = np.asarray(positives, dtype=float)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    out = []
+    for k in range(bins):
+        hi_ok = scores <= edges[k + 1] if k == bins - 1 else scores < edges[k + 1]
+        mask = (scores >= edges[k]) & hi_ok
+        if mask.any():
+            out.append({"low": round(float(edges[k]), 3), "high": round(float(edges[k + 1]), 3),
+                        "n": int(mask.sum()), "confidence": round(float(scores[mask].mean()), 4),
+                        "accuracy": round(float(positives[mask].mean()), 4)})
+    return out

@@ -5,7 +5,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-ImageKind = Literal["photo", "illustration", "chart", "screenshot", "logo", "text", "unknown"]
+ImageKind = Literal["photo", "illustration", "chart", "diagram", "map", "document", "screenshot", "logo", "text",
+                    "unknown"]
+# Kinds the embedded models were not trained on: their object labels are guesses, so a person checks.
+OUT_OF_DOMAIN: frozenset[str] = frozenset({"illustration", "chart", "diagram", "map", "document", "screenshot", "logo"})
 
 
 class Label(BaseModel):
@@ -16,6 +19,16 @@ class Label(BaseModel):
     name: str
     score: float = Field(ge=0.0, le=1.0)
     count: int = Field(default=1, ge=1)
+
+
+class Detection(BaseModel):
+    """One detector box: class, score and where it is (x0, y0, x1, y1 as fractions of the image)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    score: float = Field(ge=0.0, le=1.0)
+    box: tuple[float, float, float, float]
 
 
 class Evidence(BaseModel):
@@ -29,6 +42,9 @@ class Evidence(BaseModel):
     text: str = Field(default="", description="Text read from the image (OCR).")
     kind: ImageKind = "unknown"
     greyscale: bool | None = None
+    detections: list[Detection] = Field(default_factory=list, description="Detector boxes behind `objects`.")
+    scene: str | None = Field(default=None, description="Setting read from the objects and classes ('in a kitchen').")
+    colour: str | None = Field(default=None, description="Dominant colour of the main object, when one dominates.")
 
 
 class ModelRef(BaseModel):

@@ -90,3 +90,24 @@ def image_kind(stats: PixelStats, *, text_area: float, text_chars: int, object_c
     if flat and object_count == 0:
         return "logo" if stats.distinct_colours <= 15 and text_chars < 25 else "illustration"
     return "photo"
+
+
+# ImageNet classes that name a kind of picture rather than a thing in a photo. The photo
+# models were not trained on these kinds, so what they name in them is a guess.
+KIND_CLASSES: dict[str, ImageKind] = {
+    "book jacket": "document", "envelope": "document", "menu": "document", "crossword puzzle": "document",
+    "binder": "document", "packet": "document", "web site": "screenshot", "comic book": "illustration",
+    "jigsaw puzzle": "map", "shower curtain": "map", "slide rule": "diagram", "oscilloscope": "chart",
+}
+
+
+def kind_from_classes(kind: ImageKind, labels: list[tuple[str, float]], best_object_score: float) -> ImageKind:
+    """Refine a pixel-based ``kind`` with the classifier: a photo whose top classes say
+    "book jacket" or "web site" and in which no object is detected with confidence is that
+    kind of picture instead (a confident object keeps it a photo)."""
+    if kind != "photo" or best_object_score >= 0.7:
+        return kind
+    for name, score in labels[:2]:
+        if name in KIND_CLASSES and score >= 0.2:
+            return KIND_CLASSES[name]
+    return kind

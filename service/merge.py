@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from urllib.parse import unquote, urlsplit
 
-from models.draft import Draft
+from models.draft import OUT_OF_DOMAIN, Draft
 from service import ner
 from service.page import PageContext
 from service.result import AltResult, Source
@@ -159,7 +159,7 @@ def _visual_addition(sentence: str, draft: Draft) -> str | None:
     return polish(sentence)
 
 
-_MEDIA = ("Black-and-white photograph", "Chart", "Logo", "Illustration", "Screenshot", "Diagram", "Map")
+_MEDIA = ("Black-and-white photograph", "Chart", "Logo", "Illustration", "Screenshot", "Diagram", "Map", "Document")
 
 
 def _split_medium(text: str) -> tuple[str | None, str]:
@@ -249,6 +249,11 @@ def merge(
         kind = draft.evidence.kind if draft.evidence.kind not in ("unknown", "photo") else "photograph"
         out.alt, out.review = f"{kind.capitalize()}.", True
         out.warnings.append("no_description")
+
+    if draft.evidence.kind in OUT_OF_DOMAIN and page.role in ("informative", "complex"):
+        # A map, drawing or scan: the photo models' labels are guesses here, a person checks.
+        out.warnings.append("out_of_domain")
+        out.review = True
 
     # The output's language is the draft's (a chat model or remote server was asked for the page's
     # language and says so; captioners write English). Caption-only text is the page's own.

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from models.base import Drafter
+from models.offline.compose import MAX_CONFIDENCE
 from tests.support.images import coco_fixture, coco_references, text_image
 
 pytestmark = pytest.mark.slow
@@ -24,7 +25,7 @@ def test_real_photos_get_non_empty_drafts_with_evidence(offline_drafter):
         assert draft.evidence.labels, "ImageNet classes are always attached"
         assert draft.evidence.kind == "photo"
         assert draft.evidence.greyscale is False
-        assert 0.0 < draft.confidence <= 0.75
+        assert 0.0 < draft.confidence <= MAX_CONFIDENCE
         assert draft.latency_ms > 0
         assert "image of" not in draft.text.lower()
 

@@ -65,9 +65,11 @@ def _evidence(objects=(), labels=(), **kw) -> Evidence:
 @pytest.mark.parametrize(
     ("objects", "expected"),
     [
-        ([("sheep", 0.9, 5)], "Five sheep."),
-        ([("person", 0.8, 60)], "A crowd of about 60 people."),
-        ([("car", 0.8, 9)], "About 9 cars."),
+        ([("sheep", 0.9, 5)], "A flock of sheep."),
+        ([("cat", 0.9, 3)], "Three cats."),
+        ([("person", 0.8, 60)], "A crowd of people."),
+        ([("person", 0.8, 4)], "A group of people."),
+        ([("car", 0.8, 9)], "Many cars."),
         ([("dog", 0.9, 1), ("person", 0.7, 2)], "Two people and a dog."),
         ([("broccoli", 0.9, 3)], "Some broccoli."),
         ([("skis", 0.9, 2)], "Two pairs of skis."),
@@ -86,8 +88,13 @@ def test_breed_refines_a_single_dog_only():
 
 
 def test_scene_from_imagenet():
-    sentence, _ = compose(_evidence([("person", 0.9, 60)], [("ballplayer", 0.5)]))
-    assert sentence == "A crowd of about 60 people at a baseball game."
+    from models.offline.compose import SCENES
+    from models.offline.scene import setting
+
+    place = setting({"person"}, [("ballplayer", 0.5)], 0.0, SCENES)
+    assert place == "at a baseball game"
+    sentence, _ = compose(_evidence([("person", 0.9, 60)], scene=place))
+    assert sentence == "A crowd of people at a baseball game."
 
 
 def test_weak_evidence_lowers_confidence_and_names_nothing():
@@ -102,7 +109,7 @@ def test_weak_evidence_lowers_confidence_and_names_nothing():
 
 def test_faces_count_people_the_detector_missed():
     assert compose(_evidence(faces=2))[0] == "Two people."
-    assert compose(_evidence([("person", 0.9, 3)], faces=1))[0] == "Three people."
+    assert compose(_evidence([("person", 0.9, 3)], faces=1))[0] == "A group of people."
 
 
 def test_medium_and_text():
