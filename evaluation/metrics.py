@@ -27,10 +27,11 @@ REFERENCE_METRICS = [*BLEU, "METEOR", "ROUGE-L", "CIDEr"]
 CLIP_METRICS = ["CLIPScore", "RefCLIPScore"]
 POLICY_METRICS = [
     "length_mean", "length_max", "within_budget", "credit_leak", "banned_opener",
-    "caption_duplicate", "empty_alt", "needs_review",
+    "caption_duplicate", "empty_alt", "fragment", "needs_review",
 ]
 # Lower is better for these (the report marks direction).
-LOWER_IS_BETTER = {"credit_leak", "banned_opener", "caption_duplicate", "empty_alt", "needs_review", "length_max"}
+LOWER_IS_BETTER = {"credit_leak", "banned_opener", "caption_duplicate", "empty_alt", "fragment", "needs_review",
+                   "length_max"}
 PUNCTUATION = {"''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-", ".", "?", "!", ",", ":", "-", "--",
                "...", ";"}
 JAVA_TIMEOUT_S = 600
@@ -397,7 +398,8 @@ def policy_metrics(per_image: Sequence[Mapping[str, float | None]], counts: np.n
     column = lambda key: [row[key] for row in per_image]
     out["length_mean"] = mean_metric(column("length"), counts)
     out["length_max"] = max_metric(column("length"), counts)
-    for key in ("within_budget", "credit_leak", "banned_opener", "caption_duplicate", "empty_alt", "needs_review"):
+    for key in ("within_budget", "credit_leak", "banned_opener", "caption_duplicate", "empty_alt", "fragment",
+                "needs_review"):
         metric = mean_metric(column(key), counts)
         if metric.skipped and key == "needs_review":
             metric.skipped = "not applicable: this system has no needs_review flag"

@@ -48,6 +48,19 @@ BANNED_OPENERS = [
 _OPENER = re.compile(r"^\W*(?:" + "|".join(BANNED_OPENERS) + ")", re.IGNORECASE)
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
+
+# Fragments: alt text that is neither a sentence nor a clean noun phrase. Our own medium
+# label ("Black-and-white photograph: ...") is allowed as a lead; any other "X: Y" lead is the
+# "Subject: object list" form no person writes ("NASA: two birds.", "Fig: ...").
+MEDIUM_LABELS = ("Black-and-white photograph", "Chart", "Logo", "Illustration", "Screenshot", "Diagram", "Map",
+                 "Document")
+_LABEL_LEAD = re.compile(r"^[^.:!?“”\"]{1,60}:\s")
+_DANGLING = frozenset("""
+a an the this that these those of in on at by for from with to into onto over under about as and or but nor
+its their his her our your my whose where which who when while
+""".split())
+_POSSESSIVE_END = re.compile(r"(?:['’]s|s['’])$", re.I)
+_ABBREVIATION_ONLY = re.compile(r"^(?:(?i:fig(?:ure)?)\.?\s*\d*[a-z]?|[A-Z]{1,6}|(?:[A-Za-z]\.){2,})$")
 DUPLICATE_THRESHOLD = 0.8
 
 # Flag codes, also shown as filters in the HTML gallery.
@@ -56,6 +69,7 @@ CREDIT_LEAK = "credit_leak"
 BANNED_OPENER = "banned_opener"
 CAPTION_DUPLICATE = "caption_duplicate"
 EMPTY_ALT = "empty_alt"
+FRAGMENT = "fragment"
 NEEDS_REVIEW = "needs_review"
 
 
@@ -88,6 +102,32 @@ def caption_duplicate(alt: str, caption: str | None, threshold: float = DUPLICAT
     return caption_overlap(alt, caption) > threshold
 
 
+def fragment(alt: str) -> bool:
+    """True when the alt reads as a broken fragment: a "Subject: list" lead other than a
+    medium label, a sentence that ends on an article, preposition, conjunction or possessive
+    ("Members of NASA's."), or a sentence that is only an abbreviation or figure label."""
+    text = " ".join((alt or "").split())
+    if not text:
+        return False
+    for label in MEDIUM_LABELS:
+        if text.startswith(label + ": "):
+            text = text[len(label) + 2:]
+            break
+    if _LABEL_LEAD.match(text):
+        return True
+    body = re.sub(r"“[^”]*”|\"[^\"]*\"", "quote", text)  # quoted text is what the image says
+    for sentence in re.split(r"(?<=[.!?])\s+", body):
+        words = sentence.strip(" .!?…").split()
+        if not words:
+            continue
+        last = words[-1].strip(",;").lower()
+        if last in _DANGLING or _POSSESSIVE_END.search(last):
+            return True
+        if len(words) <= 2 and _ABBREVIATION_ONLY.match(" ".join(words)):
+            return True
+    return False
+
+
 def empty_alt(alt: str, informative: bool = True) -> bool:
     """An informative image must not get alt=""; decorative ones should."""
     return informative and not (alt or "").strip()
@@ -117,6 +157,8 @@ def flags(
         out.append(CAPTION_DUPLICATE)
     if empty_alt(alt, informative):
         out.append(EMPTY_ALT)
+    if fragment(alt):
+        out.append(FRAGMENT)
     if needs_review:
         out.append(NEEDS_REVIEW)
     return out
@@ -140,5 +182,6 @@ def values(
         "banned_opener": float(banned_opener(alt)),
         "caption_duplicate": float(caption_duplicate(alt, caption)) if plain_text(caption) else None,
         "empty_alt": float(empty_alt(alt, informative)) if informative else None,
+        "fragment": float(fragment(alt)) if alt else None,
         "needs_review": None if needs_review is None else float(needs_review),
     }

@@ -19,9 +19,10 @@ LABELS = {
     "banned_opener": "banned opener",
     "caption_duplicate": "duplicates the caption",
     "empty_alt": "empty alt on informative image",
+    "fragment": "fragment (not a sentence or clean noun phrase)",
     "needs_review": "marked needs_review",
 }
-SHARES = {"within_budget", "credit_leak", "banned_opener", "caption_duplicate", "empty_alt", "needs_review"}
+SHARES = {"within_budget", "credit_leak", "banned_opener", "caption_duplicate", "empty_alt", "fragment", "needs_review"}
 PAIRED_COLUMNS = ["BLEU-4", "METEOR", "ROUGE-L", "CIDEr", "CLIPScore", "RefCLIPScore"]
 GALLERY_SCORES = ["CIDEr", "BLEU-4", "METEOR", "ROUGE-L", "CLIPScore"]
 
@@ -128,6 +129,7 @@ def markdown(results: dict) -> str:
                 cells.append(f"{m['diff']:+.3f}{interval}{p}")
             out.append(f"| {comp['a']} − {comp['b']} | " + " | ".join(cells) + " |")
 
+    out += calibration_markdown(results)
     out += ["", "## Notes", ""]
     out += ["- Systems: " + "; ".join(f"`{s}`: {body['description']}" for s, body in results["systems"].items())]
     out += [f"- Bootstrap: {results['bootstrap']['method']}"]
@@ -149,6 +151,69 @@ def markdown(results: dict) -> str:
     out.append("- Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()
                                           if k != "models" and v is not None))
     return "\n".join(out) + "\n"
+
+
+def calibration_markdown(results: dict) -> list[str]:
+    """AUROC and a reliability table for each drafter's confidence (when references name things)."""
+    out = []
+    for system, cal in results.get("calibration", {}).items():
+        auroc = f"{cal['auroc']:.3f}" if cal.get("auroc") is not None else "n/a (one class empty)"
+        one = cal["names_a_referenced_thing"]
+        one_auroc = f"{one['auroc']:.3f}" if one.get("auroc") is not None else "n/a (one class empty)"
+        out += ["", f"## Confidence calibration ({system})", "",
+                f"Does `{system}` confidence say when the draft is right? Target: {cal['target']} "
+                f"({cal['positives']} of {cal['n']} drafts that name a detected thing). "
+                f"AUROC **{auroc}**. For \"names at least one thing a reference names\" "
+                f"({one['positives']} of {cal['n']}): AUROC {one_auroc}. Synonyms per evaluation/mentions.py.",
+                "", "| confidence bin | drafts | mean confidence | share right |", "|---|---|---|---|"]
+        out += [f"| {b['low']:.1f}–{b['high']:.1f} | {b['n']} | {b['confidence']:.3f} | {b['accuracy']:.3f} |"
+                for b in cal["reliability"]]
+    return out
+
+
+def reliability_svg(system: str, cal: dict) -> str:
+    """A reliability plot: mean confidence (x) against the share right (y) per bin, with the
+    diagonal of perfect calibration; dot area grows with the number of drafts."""
+    size, pad = 220, 30
+    span = size - 2 * pad
+
+    def xy(c: float, a: float) -> tuple[float, float]:
+        return pad + c * span, size - pad - a * span
+
+    dots = []
+    for b in cal["reliability"]:
+        x, y = xy(b["confidence"], b["accuracy"])
+        r = 3 + min(9, b["n"] ** 0.5)
+        dots.append(f"<circle cx='{x:.1f}' cy='{y:.1f}' r='{r:.1f}' fill='#1f4e9c' fill-opacity='0.8'/>")
+    x0, y0 = xy(0, 0)
+    x1, y1 = xy(1, 1)
+    auroc = f"{cal['auroc']:.3f}" if cal.get("auroc") is not None else "n/a"
+    label = (f"Reliability plot for {system}: share of drafts that are right against mean confidence, "
+             f"per confidence bin; AUROC {auroc}. The same numbers are in the table below.")
+    return (f"<svg width='{size}' height='{size}' viewBox='0 0 {size} {size}' role='img' aria-label='{_e(label)}'>"
+            f"<rect x='{pad}' y='{pad}' width='{span}' height='{span}' fill='#fff' stroke='#555'/>"
+            f"<line x1='{x0}' y1='{y0}' x2='{x1}' y2='{y1}' stroke='#555' stroke-dasharray='4 3'/>"
+            + "".join(dots)
+            + f"<text x='{size / 2}' y='{size - 8}' text-anchor='middle' font-size='11' fill='#1b1b1b'>confidence</text>"
+            f"<text x='10' y='{size / 2}' text-anchor='middle' font-size='11' fill='#1b1b1b' "
+            f"transform='rotate(-90 10 {size / 2})'>share right</text></svg>")
+
+
+def _calibration_html(results: dict) -> str:
+    parts = []
+    for system, cal in results.get("calibration", {}).items():
+        rows = "".join(f"<tr><td>{b['low']:.1f}–{b['high']:.1f}</td><td class='num'>{b['n']}</td>"
+                       f"<td class='num'>{b['confidence']:.3f}</td><td class='num'>{b['accuracy']:.3f}</td></tr>"
+                       for b in cal["reliability"])
+        auroc = f"{cal['auroc']:.3f}" if cal.get("auroc") is not None else "n/a"
+        parts.append(
+            f"<section aria-labelledby='cal-{_e(system)}'><h2 id='cal-{_e(system)}'>Confidence calibration "
+            f"({_e(system)})</h2><p>Target: {_e(cal['target'])} ({cal['positives']} of {cal['n']}); "
+            f"AUROC {auroc}.</p>{reliability_svg(system, cal)}"
+            f"<table><caption>Reliability by confidence bin</caption><thead><tr><th scope='col'>bin</th>"
+            f"<th scope='col'>drafts</th><th scope='col'>mean confidence</th><th scope='col'>share right</th>"
+            f"</tr></thead><tbody>{rows}</tbody></table></section>")
+    return "".join(parts)
 
 
 # --- HTML gallery -------------------------------------------------------------------------------------------
@@ -198,7 +263,7 @@ def _e(text) -> str:
 def primary_system(systems: list[str]) -> str:
     if "merged" in systems:
         return "merged"
-    models = [s for s in systems if s != "caption-only"]
+    models = [s for s in systems if s not in ("caption-only", "subject-only")]
     return models[-1] if models else systems[0]
 
 
@@ -297,6 +362,7 @@ def html_report(results: dict, rows: list[dict], thumbs: list[str | None]) -> st
 <title>{_e(title)}</title><style>{_CSS}</style></head>
 <body><h1>{_e(title)}</h1>{summary}{command}
 {_summary_table(results)}
+{_calibration_html(results)}
 <div class="controls" role="search">
 <label>Flag or warning <select id="flag"><option value="">all images</option>
 <option value="*">any flag ({any_count})</option>{options}</select></label>

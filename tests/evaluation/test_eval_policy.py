@@ -67,3 +67,27 @@ def test_a_medium_label_is_not_a_credit_line():
 
     assert not credit_leak("Black-and-white photograph: USS Texas, a boat.")
     assert credit_leak("A boat at sea. Photograph: Jane Doe/Reuters")
+
+
+@pytest.mark.parametrize(
+    ("alt", "broken"),
+    [
+        ("NASA: two birds.", True),  # "Subject: list"
+        ("Members of NASA's: two birds.", True),
+        ("Fig: Black-and-white photograph, a street.", True),
+        ("Members of NASA’s.", True),  # ends on a possessive
+        ("The area where.", True),
+        ("A view of the.", True),
+        ("Fig. 3.", True),
+        ("Members of NASA's Perseverance rover team. Two birds.", False),
+        ("Black-and-white photograph: two bears.", False),  # our medium label is a lead, not a subject
+        ("A person riding a horse in a field.", False),
+        ("Text reading “OPEN / IN”.", False),  # quoted text is what the image says
+        ("", False),  # empty is its own check
+    ],
+)
+def test_fragment_check(alt, broken):
+    from evaluation.policy import FRAGMENT, flags, fragment
+
+    assert fragment(alt) is broken
+    assert (FRAGMENT in flags(alt, None, max_chars=125)) is broken

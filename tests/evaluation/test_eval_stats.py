@@ -44,3 +44,14 @@ def test_paired_test_separates_a_better_system_and_not_a_copy():
     res_n = stats.weighted_mean(noisy, counts)
     result = stats.paired(noisy.mean(), base.mean(), res_n, res_b)
     assert 0.0 <= result["p_value"] <= 1.0 and result["interval"][0] < result["diff"] < result["interval"][1]
+
+
+def test_auroc_and_reliability():
+    from evaluation.stats import auroc, reliability
+
+    assert auroc([0.9, 0.8, 0.3, 0.1], [True, True, False, False]) == 1.0
+    assert auroc([0.1, 0.2, 0.8, 0.9], [True, True, False, False]) == 0.0
+    assert auroc([0.5, 0.5], [True, False]) == 0.5
+    assert auroc([0.5, 0.6], [True, True]) is None  # no negatives: undefined
+    table = reliability([0.1, 0.15, 0.9, 0.95], [False, True, True, True], bins=5)
+    assert [(b["n"], b["accuracy"]) for b in table] == [(2, 0.5), (2, 1.0)]
