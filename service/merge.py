@@ -157,10 +157,17 @@ _QUOTED_TEXT = re.compile(r",?\s*with the text “[^”]*”")
 _GENERIC = frozenset({"photograph", "photo", "image", "picture", "view", "no", "objects", "could", "recognised"})
 
 
+def _out_of_domain(draft: Draft) -> bool:
+    """Labels from photo classifiers (ImageNet classes, COCO objects) on a kind of image they
+    were not trained on: a map, chart, drawing, scan, logo or screenshot. A backend that
+    reports no such labels (a VLM) describes these images in its own words."""
+    return draft.evidence.kind in OUT_OF_DOMAIN and bool(draft.evidence.labels or draft.evidence.objects)
+
+
 def _trusted(draft: Draft) -> bool:
-    """May the draft's objects be stated beside a caption? Only when confident and drawn
-    from a kind of image the model knows (not a map, drawing or scan)."""
-    return draft.confidence >= APPEND_DRAFT_ABOVE and draft.evidence.kind not in OUT_OF_DOMAIN
+    """May the draft's objects be stated beside a caption? Only when confident and not
+    photo-classifier labels on a kind of image those classifiers do not know."""
+    return draft.confidence >= APPEND_DRAFT_ABOVE and not _out_of_domain(draft)
 
 
 def _visual_addition(sentence: str, draft: Draft) -> str | None:
@@ -264,7 +271,7 @@ def merge(
         out.alt, out.review = f"{kind.capitalize()}.", True
         out.warnings.append("no_description")
 
-    if draft.evidence.kind in OUT_OF_DOMAIN and page.role in ("informative", "complex"):
+    if _out_of_domain(draft) and page.role in ("informative", "complex"):
         # A map, drawing or scan: the photo models' labels are guesses here, a person checks.
         out.warnings.append("out_of_domain")
         out.review = True
