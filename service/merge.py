@@ -324,7 +324,8 @@ def _informative(draft: Draft, page: PageContext, caption: str, medium: str | No
     draft_medium, rest = _split_medium(text)
     if caption and not page.caption_visible:
         # Nobody sees the caption: the alt carries its key facts, then what the draft adds.
-        facts = polish(sentences(caption)[0])
+        labelled = _FIGURE_LABEL.sub("", caption).strip()  # "Figure 4." is a label, not a fact
+        facts = polish(sentences(labelled or caption)[0])
         if medium and medium not in ("photo", "photograph", "picture", "image"):
             draft_medium = medium.capitalize()
         if draft_medium and draft_medium.split()[-1].lower() not in facts.lower():

@@ -387,3 +387,10 @@ def test_a_place_is_not_grounded_as_a_person():
     assert not result.alt.startswith("Café sitting") and "Café sitting" not in result.alt
     assert merge(draft("A person and a television.", people=1),
                  PageContext(caption=SEED[2]["caption"])).alt.startswith("Emmanuel Macron")
+
+
+def test_hidden_caption_drops_a_figure_label():
+    page = PageContext(caption="Figure 4. Mechanical filter transducers. a magnetostrictive transducer.",
+                       caption_visible=False)
+    alt = merge(draft("A photograph.", confidence=0.2), page).alt
+    assert alt.startswith("Mechanical filter transducers.") and "Figure" not in alt
