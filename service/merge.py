@@ -24,7 +24,7 @@ from service.page import PageContext
 from service.result import AltResult, Source
 from service.text import containment, content_words, fit, lower_first, sanitise, sentences, strip_credits, upper_first
 
-POLICY_VERSION = "2026-12-01.2"  # part of the cache key: bump when output for the same input changes
+POLICY_VERSION = "2026-12-01.3"  # part of the cache key: bump when output for the same input changes
 DRAFT_LANGUAGE = "en"  # what a draft that does not say is written in (captioners write English only)
 CAPTION_CONFIDENCE = 0.7  # a human wrote the caption, but it may not describe the picture
 
