@@ -5,10 +5,9 @@ own markup is not ours to fix); the plugins' own pages are checked whole. Then t
 done by keyboard alone: Tab to "Approve", press Enter, and the CMS stores the approval."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import time
-
-import pytest
 
 from tests.support.browser import AXE_JS, Browser, require_browser
 from tests.support.cms import WagtailSite, WordPressSite, missing_or_fail, wordpress_missing
@@ -86,7 +85,8 @@ def test_wordpress_plugin_screens_pass_axe(alttext_server, tmp_path):
 
 def test_wagtail_alt_text_screen_passes_axe(alttext_server, tmp_path):
     require_browser()
-    pytest.importorskip("wagtail_alttext")
+    missing_or_fail("Wagtail app", None if importlib.util.find_spec("wagtail_alttext") else
+                    "wagtail_alttext is not installed (pip install -e integrations/wagtail)")
     site = WagtailSite(tmp_path / "wagtail", alttext_server)
     try:
         site.start()
