@@ -360,15 +360,14 @@ def html_report(results: dict, rows: list[dict], thumbs: list[str | None]) -> st
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>{_e(title)}</title><style>{_CSS}</style></head>
-<body><h1>{_e(title)}</h1>{summary}{command}
+<body><header><h1>{_e(title)}</h1>{summary}{command}
 {_summary_table(results)}
-{_calibration_html(results)}
+{_calibration_html(results)}</header>
 <div class="controls" role="search">
 <label>Flag or warning <select id="flag"><option value="">all images</option>
 <option value="*">any flag ({any_count})</option>{options}</select></label>
 <label>in system <select id="sys"><option value="">any system</option>{sys_options}</select></label>
 <span id="shown" aria-live="polite"></span></div>
-<p class="muted">Sorted worst first by {_e(order_note)}.{_e(thumb_note)}</p>
-<main>{cards}</main>
+<main><p class="muted">Sorted worst first by {_e(order_note)}.{_e(thumb_note)}</p>{cards}</main>
 <script>{_JS}</script></body></html>
 """

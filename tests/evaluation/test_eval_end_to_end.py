@@ -159,3 +159,14 @@ def test_extra_models_get_their_own_systems():
     assert system_names(["offline", "org/captioner"]) == [
         "caption-only", "subject-only", "draft-only", "merged", "draft-only@org/captioner", "merged@org/captioner"]
     assert select_systems(["merged,caption-only"], ["offline"]) == ["caption-only", "merged"]
+
+
+def test_html_gallery_with_its_reliability_plot_passes_axe(first_run):
+    from tests.support.browser import Browser, require_browser
+
+    require_browser()
+    base, *_ = first_run
+    page = base / "out" / "report.html"
+    assert "Confidence calibration" in page.read_text() and "<svg" in page.read_text()
+    with Browser() as browser:
+        assert browser.axe(page) == []
