@@ -1,16 +1,22 @@
 """`alttext eval`: measure drafter + merge configurations against human references.
 
-Registered in service/cli.py with ``app.command("eval")(eval_command)``; also runs alone:
+Mounted into `alttext` through the ``alttext.commands`` entry point (pyproject.toml) when the
+evaluation extra is installed (``pip install -e '.[eval]'``); also runs alone:
 
     python -m evaluation.cli --dataset coco --limit 20 --out runs/eval/coco20
 """
 from __future__ import annotations
 
 import shlex
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+if find_spec("pycocoevalcap") is None:  # the evaluation extra is not installed
+    raise ModuleNotFoundError("the evaluation extra is not installed (pycocoevalcap is missing)",
+                              name="pycocoevalcap")
 
 
 def eval_command(

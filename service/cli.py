@@ -1,14 +1,17 @@
-"""The `alttext` command: describe images, list backends, serve the API, manage API keys."""
+"""The `alttext` command: describe images, list backends, serve the API, manage API keys.
+
+Other installed parts add commands through the ``alttext.commands`` entry point group
+(``alttext eval`` comes from the evaluation extra), so this module never imports them."""
 from __future__ import annotations
 
 import json
 import sys
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from evaluation.cli import eval_command
 from service.audit.cli import audit_command
 from service.page import PageContext, Role
 from service.settings import get_settings
@@ -288,8 +291,44 @@ def backfill_undo(
         raise typer.Exit(1)
 
 
-app.command("eval")(eval_command)
 app.command("audit")(audit_command)
+
+# Commands that extras provide: command -> extra that installs it.
+EXTRA_COMMANDS = {"eval": "eval"}
+_PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+
+
+def _not_installed(name: str, extra: str, why: str):
+    def command() -> None:
+        typer.echo(f"`alttext {name}` is not installed here ({why}). Install the {extra!r} extra: "
+                   f"pip install -e '.[{extra}]' (scripts/setup.sh --dev does).", err=True)
+        raise typer.Exit(1)
+
+    command.__doc__ = f"Not installed: needs the {extra!r} extra (pip install -e '.[{extra}]')."
+    return command
+
+
+def mount_extra_commands(target: typer.Typer, found: list[EntryPoint] | None = None) -> None:
+    """Add each ``alttext.commands`` entry point as a command; one that cannot be imported, or a
+    known extra that is not installed at all, becomes a command that says how to install it."""
+    found = list(entry_points(group="alttext.commands")) if found is None else found
+    mounted = set()
+    for ep in found:
+        try:
+            command = ep.load()
+        except ImportError as exc:
+            target.command(ep.name, context_settings=_PASS_THROUGH)(
+                _not_installed(ep.name, EXTRA_COMMANDS.get(ep.name, ep.name), str(exc)))
+        else:
+            target.command(ep.name)(command)
+        mounted.add(ep.name)
+    for name, extra in EXTRA_COMMANDS.items():
+        if name not in mounted:
+            target.command(name, context_settings=_PASS_THROUGH)(
+                _not_installed(name, extra, "no entry point registered"))
+
+
+mount_extra_commands(app)
 
 
 if __name__ == "__main__":  # pragma: no cover
