@@ -2,9 +2,11 @@
 
 Requests put (image, page) pairs on a bounded queue and await a future. One loop takes
 up to ``max_batch`` pairs, waiting at most ``max_wait_s`` for a batch to fill when the
-model is idle (while it is busy the queue fills by itself), and runs the one pipeline
-on them in a single model thread: backends are not thread-safe. Interactive work always
-goes first; background work (jobs) waits for room instead of being refused.
+model is idle (while it is busy the queue fills by itself), and runs only the draft
+stage, ``drafter.draft``, in a single model thread: backends are not thread-safe. The
+merge stage (page context, spaCy) runs in its own thread, so the model can start on the
+next batch meanwhile. Interactive work always goes first; background work (jobs) waits
+for room instead of being refused.
 """
 from __future__ import annotations
 
@@ -17,16 +19,13 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from PIL import Image
-
-from models.base import Capabilities, Drafter
-from models.draft import Draft, ModelRef
+from models.base import Drafter
+from models.draft import Draft
 from models.errors import AltTextError
 from models.imageio import LoadedImage
 from service.observability import Metrics
-from service.pipeline import describe_batch
 from service.page import PageContext
-from service.result import AltResult
+from service.pipeline import DraftWork, draft_work, merge_stage
 from service.settings import Settings
 
 log = logging.getLogger("service.batching")
@@ -50,31 +49,9 @@ class _Work:
     future: asyncio.Future
 
 
-class _TimedDrafter(Drafter):
-    """The real drafter, timed, so the draft stage is measured apart from merge."""
-
-    def __init__(self, inner: Drafter) -> None:
-        self.inner, self.seconds = inner, 0.0
-
-    @property
-    def model(self) -> ModelRef:
-        return self.inner.model
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self.inner.capabilities
-
-    def draft(self, images: Sequence[Image.Image], hints: Sequence[str | None] | None = None) -> list[Draft]:
-        start = time.perf_counter()
-        try:
-            return self.inner.draft(images, hints)
-        finally:
-            self.seconds = time.perf_counter() - start
-
-
 class Batcher:
     def __init__(self, drafter: Drafter, settings: Settings, metrics: Metrics) -> None:
-        self.drafter, self.settings, self.metrics = _TimedDrafter(drafter), settings, metrics
+        self.drafter, self.settings, self.metrics = drafter, settings, metrics
         self.max_batch, self.max_wait_s = settings.batch_size, settings.batch_wait_ms / 1000
         self.queue_size = settings.queue_size
         self._interactive: deque[_Work] = deque()
@@ -82,6 +59,9 @@ class Batcher:
         self._wake = asyncio.Event()
         self._room = asyncio.Condition()
         self._model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alttext-model")
+        # spaCy pipelines are not guaranteed thread-safe either: merges run one at a time too.
+        self._merge_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alttext-merge")
+        self._merging: set[asyncio.Task] = set()
         self._batch_seconds = 1.0  # moving estimate, for Retry-After
         self._task: asyncio.Task | None = None
 
@@ -92,9 +72,13 @@ class Batcher:
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        for task in list(self._merging):
+            task.cancel()
+        await asyncio.gather(*self._merging, return_exceptions=True)
         for work in (*self._interactive, *self._background):
             work.future.cancel()
         self._model_thread.shutdown(wait=False, cancel_futures=True)
+        self._merge_thread.shutdown(wait=False, cancel_futures=True)
 
     def submit(self, pairs: Sequence[tuple[LoadedImage, PageContext]]) -> list[asyncio.Future]:
         """Queue interactive work, all or nothing; Overloaded when the queue has no room."""
@@ -149,27 +133,45 @@ class Batcher:
                 self._room.notify_all()
             if not batch:
                 continue
+            work = draft_work([w.image for w in batch], [w.page for w in batch], self.settings)
             start = time.perf_counter()
             try:
-                results = await loop.run_in_executor(self._model_thread, self._run, batch)
+                drafts = await loop.run_in_executor(self._model_thread, self._draft, work)
             except Exception as exc:  # the whole call failed: every waiter learns why
                 log.exception("model batch of %d failed", len(batch))
-                for work in batch:
-                    if not work.future.done():
-                        work.future.set_exception(exc)
+                _fail(batch, exc)
                 continue
             finally:
                 elapsed = time.perf_counter() - start
                 self._batch_seconds = 0.8 * self._batch_seconds + 0.2 * elapsed
-            for work, result in zip(batch, results):
-                if not work.future.done():
-                    work.future.set_result(result)
+            self.metrics.batch_size.observe(len(batch))
+            self.metrics.stage.labels("draft").observe(elapsed)
+            task = asyncio.create_task(self._merge(batch, drafts), name="alttext-merge")
+            self._merging.add(task)
+            task.add_done_callback(self._merging.discard)
 
-    def _run(self, batch: list[_Work]) -> list[AltResult]:
+    def _draft(self, work: DraftWork) -> list[Draft | None]:
+        """The only thing the model thread runs."""
+        return work.place(self.drafter.draft(work.images, work.hints) if work.wanted else [])
+
+    async def _merge(self, batch: list[_Work], drafts: list[Draft | None]) -> None:
+        loop = asyncio.get_running_loop()
         start = time.perf_counter()
-        results = describe_batch(self.drafter, [w.image for w in batch], [w.page for w in batch], self.settings)
-        total = time.perf_counter() - start
-        self.metrics.batch_size.observe(len(batch))
-        self.metrics.stage.labels("draft").observe(self.drafter.seconds)
-        self.metrics.stage.labels("merge").observe(max(0.0, total - self.drafter.seconds))
-        return results
+        try:
+            results = await loop.run_in_executor(self._merge_thread, merge_stage, drafts,
+                                                 [w.page for w in batch], self.settings)
+        except Exception as exc:
+            log.exception("merge of a batch of %d failed", len(batch))
+            _fail(batch, exc)
+            return
+        finally:
+            self.metrics.stage.labels("merge").observe(time.perf_counter() - start)
+        for work, result in zip(batch, results):
+            if not work.future.done():
+                work.future.set_result(result)
+
+
+def _fail(batch: list[_Work], exc: BaseException) -> None:
+    for work in batch:
+        if not work.future.done():
+            work.future.set_exception(exc)

@@ -1,10 +1,18 @@
-"""The one path from image + page context to AltResult. CLI, HTTP API and evaluation all call this."""
+"""The one path from image + page context to AltResult. CLI, HTTP API and evaluation all call this.
+
+Two stages: ``draft_stage`` runs the model (only this belongs on the model thread) and
+``merge_stage`` turns drafts plus page context into alt text (spaCy parsing included).
+``describe_batch`` runs both; the service's batcher runs them on different threads."""
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
+
+from PIL import Image
 
 from models.base import Drafter
+from models.draft import Draft
 from models.imageio import LoadedImage, load_image
 from models.prompts import Hint
 from service.merge import merge
@@ -41,15 +49,43 @@ def describe_batch(
         else load_image(src, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
         for src in images
     ]
-    # A decorative image gets alt="" whatever it shows: it is loaded (so bad input still
-    # fails) but never costs a model call.
+    return merge_stage(draft_stage(drafter, loaded, pages, settings), pages, settings)
+
+
+@dataclass(frozen=True)
+class DraftWork:
+    """What one model call needs: the images to draft, their page hints, and where each goes."""
+
+    size: int
+    wanted: list[int]
+    images: list[Image.Image]
+    hints: list[Hint]
+
+    def place(self, drafts: Sequence[Draft]) -> list[Draft | None]:
+        """The model's drafts back in input order, None where nothing was drafted."""
+        by_index = dict(zip(self.wanted, drafts))
+        return [by_index.get(i) for i in range(self.size)]
+
+
+def draft_work(loaded: Sequence[LoadedImage], pages: Sequence[PageContext], settings: Settings) -> DraftWork:
+    """A decorative image gets alt="" whatever it shows: it was loaded (so bad input still
+    fails) but never costs a model call."""
     wanted = [i for i, page in enumerate(pages) if page.role != "decorative"]
-    drafts = drafter.draft([loaded[i].image for i in wanted], [_hint(pages[i], settings) for i in wanted]) if wanted else []
-    by_index = dict(zip(wanted, drafts))
+    return DraftWork(len(pages), wanted, [loaded[i].image for i in wanted], [_hint(pages[i], settings) for i in wanted])
+
+
+def draft_stage(drafter: Drafter, loaded: Sequence[LoadedImage], pages: Sequence[PageContext],
+                settings: Settings) -> list[Draft | None]:
+    """One model call for the batch: a Draft per image, None for decorative ones."""
+    work = draft_work(loaded, pages, settings)
+    return work.place(drafter.draft(work.images, work.hints) if work.wanted else [])
+
+
+def merge_stage(drafts: Sequence[Draft | None], pages: Sequence[PageContext], settings: Settings) -> list[AltResult]:
+    """Drafts plus what the page says -> alt text (no model involved)."""
     return [
-        merge(by_index.get(i), page, max_chars=settings.max_chars, review_below=settings.review_below,
-              nlp_mode=settings.nlp)
-        for i, page in enumerate(pages)
+        merge(draft, page, max_chars=settings.max_chars, review_below=settings.review_below, nlp_mode=settings.nlp)
+        for draft, page in zip(drafts, pages)
     ]
 
 
