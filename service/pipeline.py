@@ -24,7 +24,7 @@ from service.text import sanitise, strip_credits
 ImageSource = bytes | str | os.PathLike | LoadedImage
 
 
-def _hint(page: PageContext, settings: Settings) -> Hint:
+def page_hint(page: PageContext, settings: Settings) -> Hint:
     """Page text a promptable model may read (cleaned, credit lines removed, short), with the
     page's language and the length budget. As a str it is "caption\ncontext" as before."""
     caption = strip_credits(sanitise(page.caption))[0] if page.caption else ""
@@ -71,7 +71,8 @@ def draft_work(loaded: Sequence[LoadedImage], pages: Sequence[PageContext], sett
     """A decorative image gets alt="" whatever it shows: it was loaded (so bad input still
     fails) but never costs a model call."""
     wanted = [i for i, page in enumerate(pages) if page.role != "decorative"]
-    return DraftWork(len(pages), wanted, [loaded[i].image for i in wanted], [_hint(pages[i], settings) for i in wanted])
+    return DraftWork(len(pages), wanted, [loaded[i].image for i in wanted],
+                     [page_hint(pages[i], settings) for i in wanted])
 
 
 def draft_stage(drafter: Drafter, loaded: Sequence[LoadedImage], pages: Sequence[PageContext],

@@ -133,12 +133,12 @@ class LocalEngine:
         self.drafted = 0  # images actually sent to the model
 
     def memo_key(self, image: LoadedImage, item: Item) -> str:
-        from service.pipeline import _hint
+        from service.pipeline import page_hint
 
         model = self.drafter.model
         key = f"{image.sha256}:{model.id}@{model.revision}"
         if self.drafter.capabilities.takes_hints:
-            hint = _hint(item.context()) or ""
+            hint = page_hint(item.context(), self.settings)
             key += ":" + hashlib.sha256(hint.encode()).hexdigest()[:16]
         return key
 

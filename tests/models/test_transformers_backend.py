@@ -597,10 +597,10 @@ def render_prompt_doc(saved) -> str:
     """Markdown: for one image with a caption, what every family is sent."""
     from models.openai_backend import OpenAIDrafter
     from service.page import PageContext
-    from service.pipeline import _hint
+    from service.pipeline import page_hint
     from service.settings import Settings
 
-    hint = _hint(PageContext(**DOC_PAGE), Settings(_env_file=None))
+    hint = page_hint(PageContext(**DOC_PAGE), Settings(_env_file=None))
     out = [
         "# What each model family is sent",
         "",

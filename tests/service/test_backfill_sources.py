@@ -9,9 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from models.base import Capabilities
+from models.debug import DebugDrafter
 from service.backfill.writers import write_wp_cli
 from tests.support.api import png
 from tests.support.backfill import backfill, write_images
+from tests.support.drafters import CountingDrafter
 from tests.support.site import LOCAL, Site
 
 GOOD_ALT = "Fishing boats moored in Whitby harbour at dawn"
@@ -186,3 +189,35 @@ def test_wp_cli_script_quotes_every_value_safely(tmp_path):
     assert calls == [["post", "meta", "update", "7", "_wp_attachment_image_alt", nasty.replace("\n", " ")]]
     assert not (tmp_path / "pwned").exists()
     assert write_wp_cli(rows, script, overwrite_poor=True) == 2
+
+
+class PromptedDrafter(CountingDrafter):
+    """The debug drafter, declared promptable (as transformers and openai: backends are), and
+    recording the page text each image was drafted with."""
+
+    def __init__(self) -> None:
+        super().__init__(DebugDrafter())
+        self.hints: list[str] = []
+
+    @property
+    def capabilities(self):
+        return Capabilities(takes_hints=True)
+
+    def draft(self, images, hints=None):
+        self.hints += [str(h) for h in hints]
+        return super().draft(images, hints)
+
+
+def test_promptable_backend_gets_page_text_and_is_remembered_per_caption(tmp_path):
+    write_images(tmp_path, {"img/red.png": "red"})
+    (tmp_path / "manifest.csv").write_text(
+        "id,src,caption\n"
+        "1,img/red.png,Our new boat\n"
+        "2,img/red.png,Our new boat\n"      # same pixels, same page text: drafted once
+        "3,img/red.png,The harbour wall\n",  # same pixels, other page text: drafted again
+        encoding="utf-8")
+    drafter = PromptedDrafter()
+    summary, rows, _ = backfill(tmp_path / "manifest.csv", tmp_path / "out.jsonl", drafter=drafter)
+    assert summary.decisions == {"fill": 3}
+    assert drafter.images == 2
+    assert sorted(drafter.hints) == ["Our new boat.", "The harbour wall."]

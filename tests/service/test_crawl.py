@@ -85,13 +85,15 @@ def test_a_page_that_is_not_html_is_refused(site):
 
 
 def test_requests_to_one_host_are_spaced_and_crawl_delay_is_honoured():
-    with Site({"/robots.txt": "User-agent: *\nCrawl-delay: 0.3\n", "/a": "a", "/b": "b"}) as s:
+    with Site({"/robots.txt": "User-agent: *\nCrawl-delay: 1\n", "/a": "a", "/b": "b"}) as s:
         with crawler(interval=0.05) as c:
             c.page(s.url("/a"))
             c.page(s.url("/b"))
         times = [t for _, _, _, t in s.hits]
         assert [p for p, *_ in s.hits] == ["/robots.txt", "/a", "/b"]
-        assert times[2] - times[1] >= 0.29
+        # Hits are timed by the server, whose threads a busy machine schedules late by up to a
+        # few hundred ms; the robots delay (1 s) is far above our own interval (0.05 s) either way.
+        assert times[2] - times[1] >= 0.75
 
 
 def test_host_limiter_spaces_one_host_but_not_two():
