@@ -1,0 +1,405 @@
+"""Service throughput and latency against what a user would write instead, side by side.
+
+    .venv/bin/python -m evaluation.bench_service                      # full: 3 rounds, 1/4/16/64 clients
+    .venv/bin/python -m evaluation.bench_service --rounds 2 --clients 1,16 --duration-s 20   # a few minutes
+
+Model: BLIP-base with random weights built from its config (``BlipForConditionalGeneration(
+BlipConfig())``, nothing downloaded), saved once under runs/bench/. Its [SEP] and eos logits are
+pushed down so every image gets exactly ``--tokens`` new tokens (greedy): compute is real and
+the same per image for every system. Systems, each alone on the machine, interleaved in
+``--rounds`` rounds (the order rotates per round):
+
+- ``naive`` (baseline A): a plain FastAPI sync endpoint calling ``generate`` per request
+  (evaluation/bench_naive_app.py), under uvicorn on 127.0.0.1;
+- ``service``: ``alttext serve`` on the same model directory, result cache off;
+- ``bare`` (baseline B): the bare model's ``generate`` on pre-decoded tensors at each batch
+  size and thread count tried, no HTTP; its best images/s counts;
+- ``offline``: ``alttext serve`` on the embedded default drafter at each ``--offline-clients``.
+
+HTTP loads are closed loops of N clients on 127.0.0.1 (httpx, one process) sending distinct
+JPEGs (shipped test photos with a unique trailing tag, so no cache can answer), each load
+bounded by ``--requests`` started and ``--duration-s`` seconds; requests in flight at the bound
+are waited for and counted. The load generator runs on the same cores, which costs every
+system alike. Ratios are per round, reported as the median with min and max. Writes
+``latest.json`` and ``latest.md`` to ``--out`` (default evaluation/results/bench).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PHOTOS = ROOT / "tests" / "fixtures" / "coco"
+ALTTEXT = str(Path(sys.executable).with_name("alttext"))
+SEP, EOS = 102, 2  # BLIP's text config: generate() stops on [SEP]; eos names an unused token
+
+TARGETS = {"throughput_vs_naive_16": 1.3, "p95_vs_naive_16": 1.0, "service_vs_bare_model": 0.9,
+           "offline_images_per_s": 20.0}
+
+
+# --- the model -------------------------------------------------------------------------------
+
+def build_model(path: Path, *, tiny: bool = False) -> Path:
+    """Save a BLIP captioner with random weights (BLIP-base, or a tiny one for tests) and a
+    BERT-style tokenizer to ``path``, once. Nothing is downloaded."""
+    marker = path / "bench-model.json"
+    if marker.exists() and json.loads(marker.read_text()).get("tiny") == tiny:
+        return path
+    import torch
+    from transformers import BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipImageProcessorPil, BlipProcessor
+
+    if tiny:
+        small = dict(hidden_size=32, intermediate_size=64, num_attention_heads=2, num_hidden_layers=2)
+        config = BlipConfig(text_config=dict(small, vocab_size=30524), vision_config=dict(small, image_size=64,
+                                                                                            patch_size=16),
+                            projection_dim=32)
+    else:
+        config = BlipConfig()
+    torch.manual_seed(0)
+    model = BlipForConditionalGeneration(config).eval()
+    with torch.no_grad():  # never end early: every image costs exactly the forced token count
+        model.text_decoder.cls.predictions.decoder.bias[[SEP, EOS]] = -1e4
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path)
+    vocab = {f"w{i}": i for i in range(config.text_config.vocab_size)}
+    for i, word in {0: "[PAD]", 100: "[UNK]", 101: "[CLS]", 102: "[SEP]", 103: "[MASK]", 30522: "[DEC]"}.items():
+        del vocab[f"w{i}"]
+        vocab[word] = i
+    tokenizer = BertTokenizer(vocab=vocab, bos_token="[DEC]")
+    size = config.vision_config.image_size
+    BlipProcessor(image_processor=BlipImageProcessorPil(size={"height": size, "width": size}),
+                  tokenizer=tokenizer).save_pretrained(path)
+    marker.write_text(json.dumps({"tiny": tiny}))
+    return path
+
+
+def photos(n: int) -> list[bytes]:
+    """``n`` distinct JPEGs: shipped photos with a unique trailing tag (decoders ignore it)."""
+    files = sorted(PHOTOS.glob("*.jpg"))
+    return [files[i % len(files)].read_bytes() + f"alttext-bench-{i}-{time.time_ns()}".encode() for i in range(n)]
+
+
+# --- baseline B: the bare model --------------------------------------------------------------
+
+def bare(model_dir: str, tokens: int, batch_sizes: list[int], threads: list[int], seconds: float,
+         device: str) -> list[dict]:
+    """images/s of generate() on pre-decoded tensors, per (batch size, threads)."""
+    import io
+
+    import torch
+    from PIL import Image
+    from transformers import BlipForConditionalGeneration, BlipProcessor
+
+    processor = BlipProcessor.from_pretrained(model_dir)
+    model = BlipForConditionalGeneration.from_pretrained(model_dir).to(device).eval()
+    pictures = [Image.open(io.BytesIO(b)).convert("RGB") for b in photos(max(batch_sizes))]
+    rows = []
+    for n_threads in threads:
+        torch.set_num_threads(n_threads)
+        for batch in batch_sizes:
+            pixels = processor(images=pictures[:batch], return_tensors="pt")["pixel_values"].to(device)
+            with torch.inference_mode():
+                model.generate(pixel_values=pixels, max_new_tokens=tokens)  # warm
+                calls, start = 0, time.perf_counter()
+                while calls < 2 or time.perf_counter() - start < seconds:
+                    out = model.generate(pixel_values=pixels, max_new_tokens=tokens)
+                    calls += 1
+                elapsed = time.perf_counter() - start
+            rows.append({"threads": n_threads, "batch": batch, "images_per_s": calls * batch / elapsed,
+                         "new_tokens": int(out.shape[1]) - 1})
+    return rows
+
+
+def run_bare(args, model_dir: Path) -> dict:
+    cmd = [sys.executable, "-m", "evaluation.bench_service", "--bare-only", "--model-dir", str(model_dir),
+           "--tokens", str(args.tokens), "--bare-batch-sizes", args.bare_batch_sizes,
+           "--bare-threads", args.bare_threads, "--bare-seconds", str(args.bare_seconds), "--device", args.device]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True, timeout=3600)
+    rows = json.loads(out.stdout.strip().splitlines()[-1])
+    best = max(rows, key=lambda r: r["images_per_s"])
+    return {"configs": rows, "best": best}
+
+
+# --- servers and load ------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _status_kb(pid: int, field: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+@contextmanager
+def server(kind: str, model_dir: Path, tokens: int, work: Path, device: str):
+    """(base URL, upload path, pid) of a started server of ``kind``: naive, service or offline."""
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if kind == "naive":
+        env |= {"BENCH_MODEL_DIR": str(model_dir), "BENCH_TOKENS": str(tokens), "BENCH_DEVICE": device}
+        cmd = [sys.executable, "-m", "uvicorn", "evaluation.bench_naive_app:app", "--host", "127.0.0.1",
+               "--port", str(port), "--log-level", "warning"]
+        route = "/caption"
+    else:
+        data = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-", dir=work))
+        env |= {"ALTTEXT_DATA_DIR": str(data), "ALTTEXT_CACHE": "false", "ALTTEXT_LOG_FORMAT": "text",
+                "ALTTEXT_REQUEST_TIMEOUT_S": "3600", "ALTTEXT_QUEUE_SIZE": "1024"}
+        if kind == "service":
+            env |= {"ALTTEXT_MODEL": str(model_dir), "ALTTEXT_GENERATION_MAX_NEW_TOKENS": str(tokens),
+                    "ALTTEXT_GENERATION_NO_REPEAT_NGRAM_SIZE": "0", "ALTTEXT_DEVICE": device}
+        else:
+            env["ALTTEXT_MODEL"] = "offline"
+        cmd = [ALTTEXT, "serve", "--port", str(port)]
+        route = "/v1/alt-text"
+    log = open(work / f"{kind}-{port}.log", "w")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        import httpx
+
+        deadline = time.monotonic() + 600
+        while True:
+            try:
+                if httpx.get(f"{base}/ready", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{kind} server did not start:\n" + Path(log.name).read_text()[-3000:])
+            time.sleep(0.25)
+        yield base + route, proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def _pct(sorted_values: list[float], q: float) -> float | None:
+    if not sorted_values:
+        return None
+    return sorted_values[min(len(sorted_values) - 1, max(0, round(q * len(sorted_values)) - 1))]
+
+
+def load(url: str, pid: int, clients: int, requests: int, duration_s: float) -> dict:
+    """A closed loop of ``clients`` clients: each sends the next image once its answer is back,
+    until ``requests`` were started or ``duration_s`` passed; what is in flight then is awaited."""
+    import httpx
+
+    images = photos(requests)
+    latencies: list[float] = []
+    statuses: dict[str, int] = {}
+    peak = {"rss_kb": _status_kb(pid, "VmRSS")}
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.2):
+            peak["rss_kb"] = max(peak["rss_kb"], _status_kb(pid, "VmRSS"))
+
+    async def run() -> float:
+        next_index = 0
+        limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+        async with httpx.AsyncClient(limits=limits, timeout=3600) as client:
+            start = time.perf_counter()
+
+            async def one_client() -> None:
+                nonlocal next_index
+                while next_index < requests and time.perf_counter() - start < duration_s:
+                    body = images[next_index]
+                    next_index += 1
+                    sent = time.perf_counter()
+                    try:
+                        answer = await client.post(url, files={"image": ("photo.jpg", body, "image/jpeg")})
+                        key = str(answer.status_code)
+                    except httpx.HTTPError as exc:
+                        key = type(exc).__name__
+                    statuses[key] = statuses.get(key, 0) + 1
+                    if key == "200":
+                        latencies.append(time.perf_counter() - sent)
+
+            await asyncio.gather(*(one_client() for _ in range(clients)))
+            return time.perf_counter() - start
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        elapsed = asyncio.run(run())
+    finally:
+        stop.set()
+        sampler.join()
+    ordered = sorted(latencies)
+    return {"clients": clients, "ok": len(latencies), "statuses": statuses, "seconds": elapsed,
+            "images_per_s": len(latencies) / elapsed if elapsed else 0.0,
+            "p50_s": _pct(ordered, 0.50), "p95_s": _pct(ordered, 0.95), "p99_s": _pct(ordered, 0.99),
+            "peak_rss_mb": peak["rss_kb"] / 1024}
+
+
+def run_http(kind: str, args, model_dir: Path, work: Path, client_counts: list[int]) -> dict:
+    with server(kind, model_dir, args.tokens, work, args.device) as (url, pid):
+        load(url, pid, 1, 1, 60.0)  # one warm-up request, not counted (the naive app warms here)
+        return {str(n): load(url, pid, n, max(args.requests, n), args.duration_s) for n in client_counts}
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+def machine() -> dict:
+    import torch
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available(),
+            "platform": platform.platform(), "load_avg_at_start": os.getloadavg()}
+
+
+def spread(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "rounds": values}
+
+
+def summarise(rounds: list[dict], client_counts: list[int]) -> dict:
+    ratios: dict[str, list[float]] = {"throughput_vs_naive_16": [], "p95_vs_naive_16": [],
+                                      "service_vs_bare_model": [], "offline_images_per_s": []}
+    ref = "16" if 16 in client_counts else str(max(client_counts))
+    for r in rounds:
+        ours, naive = r["service"][ref], r["naive"][ref]
+        if naive["images_per_s"]:
+            ratios["throughput_vs_naive_16"].append(ours["images_per_s"] / naive["images_per_s"])
+        if naive["p95_s"] and ours["p95_s"]:
+            ratios["p95_vs_naive_16"].append(ours["p95_s"] / naive["p95_s"])
+        ratios["service_vs_bare_model"].append(ours["images_per_s"] / r["bare"]["best"]["images_per_s"])
+        if "offline" in r:
+            ratios["offline_images_per_s"].append(max(v["images_per_s"] for v in r["offline"].values()))
+    return {k: spread(v) for k, v in ratios.items() if v} | {"reference_clients": int(ref)}
+
+
+def markdown(result: dict) -> str:
+    m, s = result["machine"], result["summary"]
+    lines = [f"# Service benchmark ({result['finished']})", "",
+             f"`{result['command']}`", "",
+             f"{m['cpu']}, {m['cores']} cores, torch {m['torch']}, CUDA {m['cuda']}; load average at start "
+             f"{m['load_avg_at_start'][0]:.2f}, at end {m['load_avg_at_end'][0]:.2f}. "
+             f"Model: {result['model']}, {result['tokens']} new tokens per image. {result['rounds']} rounds.", ""]
+    if result.get("busy_note"):
+        lines += [f"**{result['busy_note']}**", ""]
+    lines += ["| ratio (median over rounds) | median | min | max | target | reached |", "| --- | --- | --- | --- | --- | --- |"]
+    for key, target in TARGETS.items():
+        if key in s:
+            v = s[key]
+            ok = v["median"] <= target if key.startswith("p95") else v["median"] >= target
+            sign = "<=" if key.startswith("p95") else ">="
+            lines.append(f"| {key} | {v['median']:.2f} | {v['min']:.2f} | {v['max']:.2f} | {sign} {target} | "
+                         f"{'yes' if ok else 'no'} |")
+    lines += ["", "| system | clients | images/s median [min-max] | p50 s | p95 s | p99 s | peak RSS MB |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
+    for kind in ("naive", "service", "offline"):
+        counts = sorted({c for r in result["per_round"] if kind in r for c in r[kind]}, key=int)
+        for c in counts:
+            rows = [r[kind][c] for r in result["per_round"] if kind in r and c in r[kind]]
+            ips = [x["images_per_s"] for x in rows]
+
+            def med(key: str) -> str:
+                vals = [x[key] for x in rows if x[key] is not None]
+                return f"{statistics.median(vals):.2f}" if vals else "-"
+
+            lines.append(f"| {kind} | {c} | {statistics.median(ips):.2f} [{min(ips):.2f}-{max(ips):.2f}] | "
+                         f"{med('p50_s')} | {med('p95_s')} | {med('p99_s')} | {med('peak_rss_mb')} |")
+    bests = [r["bare"]["best"] for r in result["per_round"]]
+    lines.append(f"| bare model (best) | - | {statistics.median(b['images_per_s'] for b in bests):.2f} "
+                 f"[{min(b['images_per_s'] for b in bests):.2f}-{max(b['images_per_s'] for b in bests):.2f}] | "
+                 f"batch {bests[0]['batch']}, {bests[0]['threads']} threads (round 1) | | | |")
+    lines += ["", "Bare model, every configuration tried (images/s per round):", ""]
+    configs: dict[tuple, list[float]] = {}
+    for r in result["per_round"]:
+        for c in r["bare"]["configs"]:
+            configs.setdefault((c["threads"], c["batch"]), []).append(c["images_per_s"])
+    for (threads, batch), vals in sorted(configs.items()):
+        lines.append(f"- {threads} threads, batch {batch}: " + ", ".join(f"{v:.2f}" for v in vals))
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--clients", default="1,4,16,64", help="client counts for the BLIP systems")
+    p.add_argument("--requests", type=int, default=128, help="most requests started per load")
+    p.add_argument("--duration-s", type=float, default=60.0, help="no new requests after this, per load")
+    p.add_argument("--tokens", type=int, default=10, help="new tokens generated per image")
+    p.add_argument("--bare-batch-sizes", default="1,8")
+    p.add_argument("--bare-threads", default="1,2")
+    p.add_argument("--bare-seconds", type=float, default=10.0)
+    p.add_argument("--offline-clients", default="4,16", help="client counts for the embedded default; '' skips it")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--tiny", action="store_true", help="a tiny BLIP instead of BLIP-base (tests)")
+    p.add_argument("--model-dir", type=Path, default=None)
+    p.add_argument("--out", type=Path, default=ROOT / "evaluation" / "results" / "bench")
+    p.add_argument("--busy-note", default="", help="printed in the table, e.g. that the machine was busy")
+    p.add_argument("--bare-only", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    ints = lambda text: [int(x) for x in text.split(",") if x.strip()]  # noqa: E731
+    model_dir = args.model_dir or ROOT / "runs" / "bench" / ("blip-tiny-random" if args.tiny else "blip-base-random")
+    if args.bare_only:
+        print(json.dumps(bare(str(model_dir), args.tokens, ints(args.bare_batch_sizes), ints(args.bare_threads),
+                              args.bare_seconds, args.device)))
+        return None
+
+    build_model(model_dir, tiny=args.tiny)
+    client_counts = ints(args.clients)
+    offline_counts = ints(args.offline_clients)
+    info = machine()
+    work = Path(tempfile.mkdtemp(prefix="alttext-bench-"))
+    systems = ["naive", "service", "bare"] + (["offline"] if offline_counts else [])
+    per_round = []
+    for i in range(args.rounds):
+        order = systems[i % len(systems):] + systems[:i % len(systems)]
+        row: dict = {"order": order}
+        for kind in order:
+            print(f"round {i + 1}/{args.rounds}: {kind}", file=sys.stderr, flush=True)
+            if kind == "bare":
+                row["bare"] = run_bare(args, model_dir)
+            else:
+                row[kind] = run_http(kind, args, model_dir, work, offline_counts if kind == "offline" else client_counts)
+        per_round.append(row)
+    info["load_avg_at_end"] = os.getloadavg()
+    summary = summarise(per_round, client_counts)
+    result = {
+        "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "python -m evaluation.bench_service " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "model": "BLIP tiny (random weights)" if args.tiny else "BLIP-base (random weights, BlipConfig())",
+        "tokens": args.tokens, "rounds": args.rounds, "machine": info, "busy_note": args.busy_note,
+        "summary": summary, "per_round": per_round,
+        **{k: summary[k]["median"] for k in TARGETS if k in summary},
+        "targets": TARGETS,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "latest.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / "latest.md").write_text(markdown(result))
+    print(markdown(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()

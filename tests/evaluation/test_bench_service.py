@@ -1,0 +1,32 @@
+"""The service benchmark end to end on a tiny BLIP: every system starts, takes load and is
+reported; the JSON has the keys the issue asks for. No timing is asserted (see the benchmark)."""
+from __future__ import annotations
+
+import json
+
+from evaluation import bench_service
+
+
+def test_the_benchmark_runs_every_system_and_writes_its_ratios(tmp_path):
+    out = tmp_path / "bench"
+    bench_service.main(["--tiny", "--model-dir", str(tmp_path / "model"), "--out", str(out), "--rounds", "1",
+                        "--clients", "1,2", "--requests", "3", "--duration-s", "5", "--tokens", "4",
+                        "--bare-batch-sizes", "1,2", "--bare-threads", "1", "--bare-seconds", "0.2",
+                        "--offline-clients", "1"])
+    result = json.loads((out / "latest.json").read_text())
+    for key in ("throughput_vs_naive_16", "p95_vs_naive_16", "service_vs_bare_model", "offline_images_per_s"):
+        assert result[key] > 0, key
+        assert result["summary"][key]["min"] <= result[key] <= result["summary"][key]["max"]
+    assert {"cpu", "cores", "torch", "load_avg_at_start", "load_avg_at_end"} <= set(result["machine"])
+    [round_] = result["per_round"]
+    for kind in ("naive", "service"):
+        for clients in ("1", "2"):
+            load = round_[kind][clients]
+            assert load["statuses"] == {"200": load["ok"]} and load["ok"] >= 3, (kind, load)
+            assert load["p50_s"] <= load["p95_s"] <= load["p99_s"] and load["peak_rss_mb"] > 0
+    # Every image got exactly the forced number of new tokens, so compute is the same per image.
+    assert {c["new_tokens"] for c in round_["bare"]["configs"]} == {4}
+    assert {(c["threads"], c["batch"]) for c in round_["bare"]["configs"]} == {(1, 1), (1, 2)}
+    assert round_["offline"]["1"]["ok"] >= 3
+    table = (out / "latest.md").read_text()
+    assert "| service | 2 |" in table and "throughput_vs_naive_16" in table
