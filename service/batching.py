@@ -49,8 +49,13 @@ class _Work:
     future: asyncio.Future
 
 
+def new_model_thread() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="alttext-model")
+
+
 class Batcher:
-    def __init__(self, drafter: Drafter, settings: Settings, metrics: Metrics) -> None:
+    def __init__(self, drafter: Drafter, settings: Settings, metrics: Metrics,
+                 model_thread: ThreadPoolExecutor | None = None) -> None:
         self.drafter, self.settings, self.metrics = drafter, settings, metrics
         self.max_batch, self.max_wait_s = settings.batch_size, settings.batch_wait_ms / 1000
         self.queue_size = settings.queue_size
@@ -58,7 +63,11 @@ class Batcher:
         self._background: deque[_Work] = deque()
         self._wake = asyncio.Event()
         self._room = asyncio.Condition()
-        self._model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alttext-model")
+        # The thread that loaded and warmed the model should run it too (``model_thread``, owned
+        # by the caller): torch keeps an OpenMP thread team per calling thread, and a second
+        # live team competes with the first for the same cores.
+        self._owns_model_thread = model_thread is None
+        self._model_thread = model_thread or new_model_thread()
         # spaCy pipelines are not guaranteed thread-safe either: merges run one at a time too.
         self._merge_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alttext-merge")
         self._merging: set[asyncio.Task] = set()
@@ -77,7 +86,8 @@ class Batcher:
         await asyncio.gather(*self._merging, return_exceptions=True)
         for work in (*self._interactive, *self._background):
             work.future.cancel()
-        self._model_thread.shutdown(wait=False, cancel_futures=True)
+        if self._owns_model_thread:
+            self._model_thread.shutdown(wait=False, cancel_futures=True)
         self._merge_thread.shutdown(wait=False, cancel_futures=True)
 
     def submit(self, pairs: Sequence[tuple[LoadedImage, PageContext]]) -> list[asyncio.Future]:

@@ -19,7 +19,7 @@ from PIL import Image
 from models.base import Drafter
 from models.errors import ModelError, UpstreamError
 from models.imageio import ImageError, ImageTooLarge, LoadedImage, load_image
-from service.batching import Batcher
+from service.batching import Batcher, new_model_thread
 from service.cache import ResultCache, cache_key
 from service.fetch import Fetcher, FetchError
 from service.observability import Metrics
@@ -41,6 +41,10 @@ class AltTextEngine:
         self.batcher: Batcher | None = None
         self.load_error: str | None = None
         self._ready: asyncio.Event | None = None
+        # One thread loads, warms and runs the model, for the engine's whole life (across
+        # lifespans, like the drafter): each thread that calls torch gets its own OpenMP
+        # team, and an idle team left behind by warm-up slows every later call.
+        self._model_thread = new_model_thread()
 
     # --- model -------------------------------------------------------------------------
     # Everything bound to an event loop (batcher, events) is made per lifespan, so the app
@@ -56,11 +60,11 @@ class AltTextEngine:
         await self._ready.wait()
 
     async def start(self) -> None:
-        """Load and warm the model (in a thread; /ready says 503 meanwhile), then start batching."""
+        """Load and warm the model on the model thread (/ready says 503 meanwhile), then start batching."""
         if self._ready is None:
             self._ready = asyncio.Event()
         try:
-            drafter = self.drafter or await asyncio.to_thread(self._build)
+            drafter = self.drafter or await asyncio.get_running_loop().run_in_executor(self._model_thread, self._build)
         except ModelError as exc:  # a clear one-line reason: no traceback in the log, same text on /ready
             log.error("model failed to load: %s", exc, extra={"code": exc.code, "reason": exc.reason})
             self.load_error = f"{exc.code}: {exc}"
@@ -73,7 +77,7 @@ class AltTextEngine:
             drafter.add_listener(self.metrics.upstream_call)  # remote backends report each request
             self._listened = drafter
         self.drafter = drafter
-        self.batcher = Batcher(drafter, self.settings, self.metrics)
+        self.batcher = Batcher(drafter, self.settings, self.metrics, model_thread=self._model_thread)
         self.batcher.start()
         self.metrics.model_ready.set(1)
         self._ready.set()

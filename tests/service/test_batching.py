@@ -47,3 +47,44 @@ def test_the_model_thread_runs_only_the_draft(tmp_path, monkeypatch):
     text = metrics.render().decode()
     assert metric(text, "alttext_stage_duration_seconds_count", stage="draft") == 1
     assert metric(text, "alttext_stage_duration_seconds_count", stage="merge") == 1
+
+
+def test_the_model_is_loaded_warmed_and_run_on_one_thread(tmp_path, monkeypatch):
+    """torch keeps an OpenMP thread team per thread that calls it: warming the model on one
+    thread and running it on another leaves two teams fighting for the cores. Loading,
+    warm-up and every later draft happen on the same model thread, across app restarts."""
+    from models import registry
+    from service.engine import AltTextEngine
+    from service.fetch import Fetcher
+
+    seen: dict[str, set[int]] = {"load": set(), "warm_up": set(), "draft": set()}
+
+    class Recording(ColourDrafter):
+        def warm_up(self):
+            seen["warm_up"].add(threading.get_ident())
+
+        def draft(self, images, hints=None):
+            seen["draft"].add(threading.get_ident())
+            return super().draft(images, hints)
+
+    def load(name, **options):
+        seen["load"].add(threading.get_ident())
+        return Recording()
+
+    monkeypatch.setattr(registry, "load_drafter", load)
+    engine = AltTextEngine(settings(tmp_path, batch_wait_ms=0), Metrics(), Fetcher(), None)
+
+    async def lifespan():
+        await engine.start()
+        assert engine.is_ready, engine.load_error
+        try:
+            [result] = await engine.describe([(load_image(png("red")), PageContext())])
+            return result
+        finally:
+            await engine.stop()
+
+    assert asyncio.run(lifespan()).alt == "A mostly red image."
+    assert asyncio.run(lifespan()).alt == "A mostly red image."  # a restarted lifespan keeps the thread
+    assert len(seen["load"]) == 1 and len(seen["warm_up"]) == 1
+    assert seen["draft"] == seen["warm_up"] == seen["load"]
+    assert threading.get_ident() not in seen["draft"]
