@@ -23,6 +23,10 @@ class Finding(BaseModel):
     column: int | None = None
     proposal_confidence: float | None = Field(None, ge=0.0, le=1.0)
     proposal_error: str | None = Field(None, description="Why no proposal: image_not_found, fetch_blocked, ...")
+    proposal_needs_review: bool | None = Field(
+        None, description="The pipeline asks a person to check the proposal (low confidence, purpose unknown, ...).")
+    proposal_warnings: list[str] = Field(default_factory=list,
+                                         description="The pipeline's warning codes for the proposal.")
     # A small JPEG data: URI of the image as the model saw it, for the HTML report only.
     _thumbnail: str | None = PrivateAttr(None)
 

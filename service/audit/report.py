@@ -263,6 +263,9 @@ def _finding_html(f: Finding, page: str, n: int, thumbs: ThumbSource | None) -> 
         proposal = f"(none: {e(f.proposal_error)})" if f.proposal_error else "(proposals off)"
     else:
         proposal = e(_alt_text(f.proposed_alt))
+        if f.proposal_needs_review:
+            why = ", ".join(f.proposal_warnings) or "low confidence"
+            proposal += f' <strong class="review">Needs review</strong> ({e(why)})'
     where = f"line {f.line}" if f.line else "line unknown"
     return (
         f'<article class="finding" data-rule="{e(f.rule)}" data-page="{e(page)}" data-severity="{e(f.severity)}" '

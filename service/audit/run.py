@@ -140,18 +140,20 @@ def local_digests(pages: Sequence[PageImages], max_bytes: int) -> dict[str, str]
 def _finding(h: Hit, w: _Work, options: AuditOptions) -> Finding:
     rule = RULES[h.rule]
     proposed: str | None = None
-    proposal_confidence = None
+    proposal_confidence = needs_review = None
+    warnings: list[str] = []
     if options.proposals or h.rule == "alt-mismatch":
         if h.propose_empty:
             proposed = ""
         elif w.result is not None:
             proposed = w.result.alt
             proposal_confidence = round(w.result.confidence, 3)
+            needs_review, warnings = w.result.needs_review, list(w.result.warnings)
     finding = Finding(
         rule=h.rule, severity=rule.severity, wcag=h.wcag or rule.wcag, selector=h.image.selector, html=h.image.html,
         reason=h.reason, proposed_alt=proposed, confidence=round(min(max(h.confidence, 0.0), 1.0), 3),
         alt=h.current_alt, src=h.image.src, line=h.image.line, column=h.image.column,
-        proposal_confidence=proposal_confidence,
+        proposal_confidence=proposal_confidence, proposal_needs_review=needs_review, proposal_warnings=warnings,
         proposal_error=w.error if (options.proposals and proposed is None) else None,
     )
     finding._thumbnail = w.thumbnail

@@ -161,6 +161,28 @@ def test_proposals_come_from_the_pipeline_and_decorative_ones_are_empty(tmp_path
     assert all(f.proposed_alt is None for f in audit(html, url=(tmp_path / "page.html").as_uri()))
 
 
+def test_a_proposal_the_pipeline_is_unsure_of_says_so_in_json_and_html(tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (40, 30), (30, 60, 220)).save(tmp_path / "go.png")
+    html = page('<form><input type="image" src="go.png"></form><img src="go.png" alt="IMG_0001.JPG">')
+    findings = audit(html, url=(tmp_path / "page.html").as_uri(), drafter=DebugDrafter())
+    button, photo = findings
+    # A button whose purpose nobody can tell: the picture is proposed, but flagged for a person.
+    assert button.rule == "missing-alt" and button.proposed_alt
+    assert button.proposal_needs_review is True and "functional_purpose_unknown" in button.proposal_warnings
+    assert photo.proposal_needs_review is False and photo.proposal_warnings == []
+    report = to_html(_report_of(findings))
+    assert "Needs review</strong> (functional_purpose_unknown" in report
+
+
+def _report_of(findings):
+    from service.audit.model import AuditReport, PageReport, summarise
+
+    pages = [PageReport(page="page.html", lang="en", images=2, findings=findings)]
+    return AuditReport(pages=pages, summary=summarise(pages))
+
+
 def test_check_images_reports_alt_that_disagrees_with_the_draft(tmp_path):
     from PIL import Image
 
