@@ -24,7 +24,7 @@ from service.cache import ResultCache, cache_key
 from service.fetch import Fetcher, FetchError
 from service.observability import Metrics
 from service.pipeline import describe_batch
-from service.page import PageContext
+from service.page import PAGE_TEXT_CLEAN, PageContext
 from service.result import AltResult
 from service.settings import Settings
 
@@ -209,7 +209,15 @@ SOURCE_FIELDS = {"image_url": "url", "image_base64": "b64"}
 
 def split_item(item: dict) -> tuple[dict, PageContext]:
     """A request item (image_url or image_base64 plus page fields, maybe an id) ->
-    (keyword arguments for ``AltTextEngine.load``, its PageContext)."""
+    (keyword arguments for ``AltTextEngine.load``, its PageContext). An item marked
+    ``PAGE_TEXT_CLEAN`` (see ``clean_item``) holds page text cleaned once already: not again."""
     source = {arg: item[field] for field, arg in SOURCE_FIELDS.items() if item.get(field) is not None}
-    page = PageContext.model_validate({k: v for k, v in item.items() if k in PageContext.model_fields})
+    fields = {k: v for k, v in item.items() if k in PageContext.model_fields}
+    page = PageContext.from_clean(fields) if item.get(PAGE_TEXT_CLEAN) is True else PageContext.model_validate(fields)
     return source, page
+
+
+def clean_item(model: PageContext) -> dict:
+    """A validated request item (its page text cleaned once) as the dict ``split_item`` and the
+    job store take, marked so that nothing cleans its page text a second time."""
+    return {**model.model_dump(exclude_none=True), PAGE_TEXT_CLEAN: True}

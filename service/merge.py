@@ -80,8 +80,9 @@ def finalise(text: str, budget: int) -> tuple[str, bool]:
 
 def alt_problems(alt: str, page: PageContext, budget: int) -> list[str]:
     """Why an alt text fails the quality rules (empty list: it passes). Applied to a
-    human's existing alt and to our own output alike."""
-    text = sanitise(alt, limit=100_000)
+    human's existing alt and to our own output alike. ``alt`` is clean text: PageContext
+    cleaned the existing alt, and the merge's own output is polished (or read text cleaned)."""
+    text = alt
     bare = text.strip(" .").lower()
     if not bare:
         return ["empty"] if page.role != "decorative" else []
@@ -94,7 +95,7 @@ def alt_problems(alt: str, page: PageContext, budget: int) -> list[str]:
         problems.append("too_long")
     if not strip_credits(text)[0]:
         problems.append("credit_only")
-    caption = sanitise(page.caption)
+    caption = page.caption or ""
     if caption and page.caption_visible and containment(text, caption) >= 0.9 and containment(caption, text) >= 0.9:
         problems.append("duplicates_caption")
     return problems
@@ -199,13 +200,14 @@ _LINK_SCHEMES = {"", "http", "https", "mailto", "tel"}  # "" is a relative path
 
 
 def link_purpose(href: str | None) -> str | None:
-    """What following a link does, from its address alone. Only http(s), mailto and tel
-    addresses and relative paths say anything: a javascript:, data: or other scheme's
-    text is code or content, never a purpose."""
+    """What following a link does, from its address alone (PageContext cleaned it). Only
+    http(s), mailto and tel addresses and relative paths say anything: a javascript:, data:
+    or other scheme's text is code or content, never a purpose."""
     if not href:
         return None
-    # As a browser reads an href: tabs, newlines and other controls inside do not count.
-    href = sanitise(re.sub(r"[\x00-\x1f\x7f]", "", href), limit=2000)
+    # As a browser reads an href: tabs, newlines and other controls inside do not count
+    # (PageContext dropped them already; a direct caller's raw address gets the same reading).
+    href = re.sub(r"[\x00-\x1f\x7f]", "", href)
     try:
         parts = urlsplit(href)
     except ValueError:  # e.g. an unclosed IPv6 bracket
@@ -255,7 +257,7 @@ def merge(
     if draft is None:
         raise ValueError(f"a {page.role} image needs a draft")
 
-    caption, medium = strip_credits(sanitise(page.caption)) if page.caption else ("", None)
+    caption, medium = page.caption_split
     if page.role == "functional":
         out = _functional(draft, page, budget)
     elif page.role == "text":
@@ -263,7 +265,7 @@ def merge(
     else:
         out = _informative(draft, page, caption, medium, budget, nlp_mode)
         if page.role == "complex":
-            out.long_description = _long_description(draft, caption, sanitise(page.context))
+            out.long_description = _long_description(draft, caption, page.context or "")
 
     if not out.alt and page.role in ("informative", "complex"):
         # Never empty for an informative image: a screen reader would read the file name.
@@ -285,7 +287,9 @@ def merge(
     if caption and page.caption_visible and out.alt and containment(out.alt, caption) >= 0.8:
         out.warnings.append("caption_duplicate")
     if out.alt and page.role in ("informative", "complex"):
-        own = [p for p in alt_problems(out.alt, page, budget) if p != "duplicates_caption"]  # reported above
+        # Our own output is not page text: it is cleaned here, before the rules read it.
+        own = [p for p in alt_problems(sanitise(out.alt, limit=100_000), page, budget)
+               if p != "duplicates_caption"]  # reported above
         out.warnings += [f"poor_alt_{p}" for p in own]
         out.review = out.review or bool(own)
     needs_review = out.review or out.confidence < review_below
@@ -294,7 +298,7 @@ def merge(
 
     if page.existing_alt is not None:
         problems = [f"existing_alt_{p}" for p in alt_problems(page.existing_alt, page, budget)]
-        kept = sanitise(page.existing_alt, limit=100_000)
+        kept = page.existing_alt
         if not problems:
             return AltResult(alt=kept, confidence=1.0, needs_review=False, source="human", ai_generated=False,
                              long_description=out.long_description, draft=draft)
@@ -364,10 +368,10 @@ def _informative(draft: Draft, page: PageContext, caption: str, medium: str | No
 
 
 def _functional(draft: Draft, page: PageContext, budget: int) -> _Out:
-    if page.link_text and sanitise(page.link_text):
+    if page.link_text:
         # The link already says where it goes; repeating it makes screen readers say it twice.
         return _Out("", "human", 1.0, ["redundant_with_link_text"])
-    purpose = sanitise(page.action, limit=200) or None
+    purpose = page.action or None
     source: Source = "human"
     if not purpose and draft.evidence.text:
         purpose, source = sanitise(draft.evidence.text) or None, "draft"  # a logo or icon label

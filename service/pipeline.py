@@ -19,16 +19,16 @@ from service.merge import merge
 from service.page import PageContext
 from service.result import AltResult
 from service.settings import Settings, get_settings
-from service.text import sanitise, strip_credits
+from service.text import cut_words
 
 ImageSource = bytes | str | os.PathLike | LoadedImage
 
 
 def page_hint(page: PageContext, settings: Settings) -> Hint:
-    """Page text a promptable model may read (cleaned, credit lines removed, short), with the
-    page's language and the length budget. As a str it is "caption\ncontext" as before."""
-    caption = strip_credits(sanitise(page.caption))[0] if page.caption else ""
-    return Hint(caption, sanitise(page.context, limit=500), lang=page.lang,
+    """Page text a promptable model may read - the caption without its credit line and a short
+    context, both cleaned when the PageContext was made - with the page's language and the length
+    budget. As a str it is "caption\ncontext" as before."""
+    return Hint(page.caption_body, cut_words(page.context or "", 500), lang=page.lang,
                 max_chars=page.max_chars or settings.max_chars)
 
 

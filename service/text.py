@@ -40,6 +40,11 @@ def sanitise(text: str | None, limit: int = MAX_INPUT_CHARS) -> str:
     text = unicodedata.normalize("NFC", text)
     text = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp") else ch for ch in text)
     text = " ".join(text.split())
+    return cut_words(text, limit)
+
+
+def cut_words(text: str, limit: int) -> str:
+    """Clean text cut to at most ``limit`` characters at a space (sanitise's cap)."""
     if len(text) > limit:
         text = text[:limit].rsplit(" ", 1)[0]
     return text

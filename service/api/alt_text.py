@@ -12,7 +12,7 @@ from models.errors import item_error
 from service.api.deps import CallerDep, EngineDep, ServicesDep, charge_items
 from service.api.errors import ApiError, documented
 from service.api.schemas import EXAMPLE_PNG_BASE64, BatchRequest, BatchResponse, ImageInput, ItemError, ItemResult
-from service.engine import AltTextEngine, split_item
+from service.engine import AltTextEngine, clean_item, split_item
 from service.page import PageContext
 from service.result import AltResult
 
@@ -77,7 +77,7 @@ async def create_alt_text(request: Request, svc: ServicesDep, who: CallerDep, en
             image, page = await _from_form(request, engine)
         elif ctype == "application/json":
             item = ImageInput.model_validate(await _json(request))  # ValidationError -> 422 envelope
-            source, page = split_item(item.model_dump(exclude_none=True))
+            source, page = split_item(clean_item(item))
             image = await engine.load(**source)
         else:
             raise ApiError("unsupported_media_type", "Send multipart/form-data (field 'image') or application/json.")
@@ -131,7 +131,7 @@ async def create_alt_text_batch(body: BatchRequest, svc: ServicesDep, who: Calle
         raise ApiError("invalid_request", f"items: at most {svc.settings.max_batch_items} per batch; "
                                           "use POST /v1/jobs for more.")
     charge_items(svc, who, len(body.items))
-    items = [item.model_dump(exclude_none=True) for item in body.items]
+    items = [clean_item(item) for item in body.items]
     async with answering(svc.settings):
         outcomes = await engine.describe_items(items)
     results = []

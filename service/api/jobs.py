@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from service.api.deps import CallerDep, ServicesDep, charge_items
 from service.api.errors import ApiError, documented, validation_message
 from service.api.schemas import HTTP_URL, BatchItem, Job, JobRequest, JobResults
+from service.engine import clean_item
 from service.fetch import FetchError
 from service.webhooks import valid_secret
 
@@ -83,7 +84,7 @@ async def create_job(
         charge_items(svc, who, len(items))  # a job spends the key's budget by image, like a batch
     # A reused Idempotency-Key raises IdempotencyConflict (409), answered by the one error handler.
     summary, created = await asyncio.to_thread(
-        svc.jobs.create, who.id, [item.model_dump(exclude_none=True) for item in items],
+        svc.jobs.create, who.id, [clean_item(item) for item in items],
         webhook_url=hook_url, webhook_secret=hook_secret, idempotency_key=idempotency_key,
         request_hash=digest)
     if not created and not replay:  # lost a race with an identical request: it paid

@@ -28,10 +28,16 @@ def passes(page: PageContext, budget: int) -> bool:
         page.existing_alt, page, page.max_chars or budget)
 
 
+def _human_alt(item: Item) -> str | None:
+    """The alt the page has, exactly as it stands (PageContext holds it cleaned, for the rules):
+    what the row reports and what a kept alt writes back, never a rewritten version of it."""
+    return item.page.get("existing_alt")
+
+
 def _base(item: Item, page: PageContext | None) -> dict:
     row = {
         "id": item.id, "src": item.src,
-        "existing_alt": page.existing_alt if page is not None else item.page.get("existing_alt"),
+        "existing_alt": _human_alt(item),
         "page": item.where.get("page"), "wp_post_id": item.where.get("wp_post_id"),
     }
     if "line" in item.where:  # an HTML occurrence: where to write it back
@@ -40,7 +46,7 @@ def _base(item: Item, page: PageContext | None) -> dict:
 
 
 def keep_row(item: Item, page: PageContext) -> dict:
-    return {**_base(item, page), "new_alt": page.existing_alt, "decision": "keep", "confidence": 1.0,
+    return {**_base(item, page), "new_alt": _human_alt(item), "decision": "keep", "confidence": 1.0,
             "warnings": [], "reasons": ["the existing alt passes the quality rules"], "error_code": None}
 
 
@@ -58,7 +64,7 @@ def result_row(item: Item, page: PageContext, result: AltResult) -> dict:
                        else "the image adds nothing to the text beside it")
     elif page.existing_alt is not None:
         if result.proposal is None:
-            decision, new_alt = "keep", page.existing_alt
+            decision, new_alt = "keep", _human_alt(item)
             reasons.insert(0, "the existing alt passes the quality rules")
         else:
             decision, new_alt = "propose", result.proposal
