@@ -53,11 +53,22 @@ def new_model_thread() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="alttext-model")
 
 
+def batch_size_for(drafter: Drafter, settings: Settings) -> int:
+    """Images per model call: ALTTEXT_BATCH_SIZE when it is set, else the batch size the backend
+    declares it prefers (``Capabilities.batch_size``), within the setting's own bounds."""
+    if "batch_size" in settings.model_fields_set:
+        return settings.batch_size
+    preferred = drafter.capabilities.batch_size
+    bounds = {k: getattr(m, k) for m in type(settings).model_fields["batch_size"].metadata
+              for k in ("ge", "le") if getattr(m, k, None) is not None}
+    return min(max(preferred, bounds.get("ge", 1)), bounds.get("le", preferred))
+
+
 class Batcher:
     def __init__(self, drafter: Drafter, settings: Settings, metrics: Metrics,
                  model_thread: ThreadPoolExecutor | None = None) -> None:
         self.drafter, self.settings, self.metrics = drafter, settings, metrics
-        self.max_batch, self.max_wait_s = settings.batch_size, settings.batch_wait_ms / 1000
+        self.max_batch, self.max_wait_s = batch_size_for(drafter, settings), settings.batch_wait_ms / 1000
         self.queue_size = settings.queue_size
         self._interactive: deque[_Work] = deque()
         self._background: deque[_Work] = deque()

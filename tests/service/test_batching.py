@@ -4,9 +4,11 @@ from __future__ import annotations
 import asyncio
 import threading
 
+from models.base import Capabilities
+from models.debug import DebugDrafter
 from models.imageio import load_image
 from service import pipeline
-from service.batching import Batcher
+from service.batching import Batcher, batch_size_for
 from service.observability import Metrics
 from service.page import PageContext
 from tests.support.api import metric, png, settings
@@ -88,3 +90,33 @@ def test_the_model_is_loaded_warmed_and_run_on_one_thread(tmp_path, monkeypatch)
     assert len(seen["load"]) == 1 and len(seen["warm_up"]) == 1
     assert seen["draft"] == seen["warm_up"] == seen["load"]
     assert threading.get_ident() not in seen["draft"]
+
+
+class _PrefersThree(ColourDrafter):
+    capabilities = Capabilities(batch_size=3)
+
+
+def _batches(tmp_path, **overrides) -> list[int]:
+    drafter = _PrefersThree()
+
+    async def run():
+        batcher = Batcher(drafter, settings(tmp_path, batch_wait_ms=0, **overrides), Metrics())
+        batcher.start()
+        try:
+            await asyncio.gather(*batcher.submit([(load_image(png("red")), PageContext()) for _ in range(7)]))
+        finally:
+            await batcher.stop()
+
+    asyncio.run(run())
+    return drafter.batches
+
+
+def test_the_backend_batch_size_applies_unless_alttext_batch_size_is_set(tmp_path, monkeypatch):
+    monkeypatch.delenv("ALTTEXT_BATCH_SIZE", raising=False)
+    assert _batches(tmp_path) == [3, 3, 1]  # what the backend declares it prefers
+    assert _batches(tmp_path, batch_size=5) == [5, 2]  # the operator's setting wins
+    monkeypatch.setenv("ALTTEXT_BATCH_SIZE", "4")
+    assert _batches(tmp_path) == [4, 3]
+    assert batch_size_for(DebugDrafter(), settings(tmp_path, batch_size=2)) == 2
+    monkeypatch.delenv("ALTTEXT_BATCH_SIZE")
+    assert batch_size_for(DebugDrafter(), settings(tmp_path)) == DebugDrafter.capabilities.batch_size
