@@ -1,18 +1,21 @@
 """The `alttext` command: describe images, list backends, serve the API, manage API keys.
 
 Other installed parts add commands through the ``alttext.commands`` entry point group
-(``alttext eval`` comes from the evaluation extra), so this module never imports them."""
+(``alttext eval`` comes from the evaluation extra), so this module never imports them. Those and
+the heavier subcommands (``alttext audit``) are imported only when they run, so ``alttext
+describe`` does not pay for them."""
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
+from importlib import import_module
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from service.audit.cli import audit_command
 from service.page import PageContext, Role
 from service.settings import get_settings
 
@@ -291,11 +294,37 @@ def backfill_undo(
         raise typer.Exit(1)
 
 
-app.command("audit")(audit_command)
-
 # Commands that extras provide: command -> extra that installs it.
 EXTRA_COMMANDS = {"eval": "eval"}
 _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+
+
+def lazy_command(target: typer.Typer, name: str, load: Callable[[], Callable], help_text: str,
+                 extra: str | None = None) -> None:
+    """Mount ``name`` on ``target`` without importing it: all its arguments (``--help`` too) go to
+    the real command, which ``load`` imports only when ``name`` runs. With ``extra``, a command that
+    cannot be imported says how to install that extra instead."""
+
+    @target.command(name, help=help_text, context_settings=_PASS_THROUGH)
+    def command(ctx: typer.Context) -> None:
+        try:
+            real = load()
+        except ImportError as exc:
+            if extra is None:
+                raise
+            _not_installed(name, extra, str(exc))()
+        single = typer.Typer(add_completion=False)
+        single.command(name)(real)
+        typer.main.get_command(single).main(list(ctx.args), prog_name=ctx.command_path)
+
+
+def _attribute(path: str) -> Callable[[], Callable]:
+    module, attr = path.split(":")
+    return lambda: getattr(import_module(module), attr)
+
+
+lazy_command(app, "audit", _attribute("service.audit.cli:audit_command"),
+             "Audit pages for WCAG 1.1.1: missing, wrong and poor alt text, with the reason and a proposed fix.")
 
 
 def _not_installed(name: str, extra: str, why: str):
@@ -309,18 +338,13 @@ def _not_installed(name: str, extra: str, why: str):
 
 
 def mount_extra_commands(target: typer.Typer, found: list[EntryPoint] | None = None) -> None:
-    """Add each ``alttext.commands`` entry point as a command; one that cannot be imported, or a
-    known extra that is not installed at all, becomes a command that says how to install it."""
+    """Add each ``alttext.commands`` entry point as a command, imported only when it runs; one
+    that cannot be imported, or a known extra that is not installed at all, says how to install it."""
     found = list(entry_points(group="alttext.commands")) if found is None else found
     mounted = set()
     for ep in found:
-        try:
-            command = ep.load()
-        except ImportError as exc:
-            target.command(ep.name, context_settings=_PASS_THROUGH)(
-                _not_installed(ep.name, EXTRA_COMMANDS.get(ep.name, ep.name), str(exc)))
-        else:
-            target.command(ep.name)(command)
+        extra = EXTRA_COMMANDS.get(ep.name, ep.name)
+        lazy_command(target, ep.name, ep.load, f"From the {extra!r} extra (alttext {ep.name} --help).", extra)
         mounted.add(ep.name)
     for name, extra in EXTRA_COMMANDS.items():
         if name not in mounted:

@@ -2,6 +2,7 @@
 and says how to install a missing one instead of failing with an import error."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from importlib.metadata import EntryPoint
@@ -56,3 +57,20 @@ def test_without_the_evaluation_extra_the_service_cli_still_works():
     assert "pip install -e '.[eval]'" in evaluation.stderr and "pycocoevalcap" in evaluation.stderr
     described = ran("describe", "--help")
     assert described.returncode == 0 and "--caption" in described.stdout
+
+
+def test_describe_does_not_import_the_other_subcommands(tmp_path):
+    from tests.support.api import png
+
+    (tmp_path / "red.png").write_bytes(png("red"))
+    code = ("import sys\nfrom service.cli import app\n"
+            "try:\n    app(['describe', sys.argv[1], '--json'])\nexcept SystemExit as exc:\n    assert not exc.code, exc\n"
+            "print(sorted({m.split('.')[0] + '.' + m.split('.')[1] for m in sys.modules\n"
+            "              if m.startswith(('service.audit', 'service.backfill', 'evaluation.'))}))")
+    ran = subprocess.run([sys.executable, "-c", code, str(tmp_path / "red.png")], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120, env={**os.environ, "ALTTEXT_MODEL": "debug"})
+    assert ran.returncode == 0, ran.stderr
+    assert '"alt": "A 24 by 16 image, mostly red."' in ran.stdout  # the debug backend's real answer
+    assert ran.stdout.strip().splitlines()[-1] == "[]"  # audit, backfill and eval stayed unimported
+    audit = runner.invoke(app, ["audit", "--format", "xml", "page.html"])  # still there, imported on use
+    assert audit.exit_code == 2 and "--format must be one of" in audit.output
