@@ -30,6 +30,7 @@ from transformers import (
     AutoTokenizer,
     ProcessorMixin,
 )
+from transformers.models.auto.processing_auto import PROCESSOR_MAPPING
 from transformers.utils.hub import resolve_revision
 
 from models.base import Capabilities, Drafter
@@ -351,7 +352,10 @@ def _load(model_id: str, *, revision: str | None, dtype: torch.dtype, local_file
     commit = getattr(hub["revision"], "resolved", None)
     try:
         config = AutoConfig.from_pretrained(model_id, **hub)
-        processor = AutoProcessor.from_pretrained(model_id, **hub)
+        try:
+            processor = AutoProcessor.from_pretrained(model_id, **hub)
+        except ImportError as exc:
+            processor = _processor_without_video(config, model_id, hub, exc)
         image_processor = None
         if isinstance(processor, ProcessorMixin):
             tokenizer = processor.tokenizer
@@ -364,6 +368,32 @@ def _load(model_id: str, *, revision: str | None, dtype: torch.dtype, local_file
     except (OSError, ValueError, KeyError, ImportError, RuntimeError, AttributeError, TypeError) as exc:
         raise _load_error(model_id, exc) from exc
     return commit, config, processor, tokenizer, image_processor, model
+
+
+def _processor_without_video(config, model_id: str, hub: dict, exc: ImportError) -> ProcessorMixin:
+    """The model's processor with its video half left out, for when only that half cannot load.
+
+    Alt text needs images only, but some processors (Qwen2-VL, Qwen2.5-VL) also hold a video
+    processor that needs torchvision, which may not be installable beside the torch in use.
+    Decided by what failed, not by the model's name: if the processor class mapped to the
+    config has no video processor, or it still fails without one, the original error stands.
+    """
+    cls = PROCESSOR_MAPPING[type(config)] if type(config) in PROCESSOR_MAPPING else None
+    if cls is None or "video_processor" not in cls.get_attributes():
+        raise exc
+
+    class ImageOnly(cls):
+        @classmethod
+        def get_attributes(klass):
+            return [name for name in cls.get_attributes() if name != "video_processor"]
+
+    ImageOnly.__name__ = ImageOnly.__qualname__ = cls.__name__  # saved and shown as the real class
+    try:
+        processor = ImageOnly.from_pretrained(model_id, **hub)
+    except Exception:
+        raise exc from None
+    processor.video_processor = None  # videos are never sent; any use fails loudly
+    return processor
 
 
 def hub_offline() -> bool:

@@ -8,13 +8,13 @@ prompt never leaks into the text, confidence is the probability of the chosen to
 
 Covered: BLIP, GIT and ViT+BERT VisionEncoderDecoder (captioners, no prompt), Florence-2 (task
 token by length budget, encoder-decoder), PaliGemma ("caption en" prefix), LLaVA, LLaVA-NeXT
-(any-resolution tiles) and Idefics3/SmolVLM (chat templates; Idefics3 also gives images of
-different sizes different numbers of image tokens). Qwen2-VL/Qwen2.5-VL processors need
-torchvision for their video half, which has no CPU build for this torch here; their family
-is still chosen from the config (test_families_come_from_the_config).
+(any-resolution tiles), Idefics3/SmolVLM, Qwen2-VL and Qwen2.5-VL (chat templates; Idefics3 and
+Qwen give images of different sizes different numbers of image tokens). The Qwen processors'
+video half needs torchvision, which is not installed here, so they load images-only.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -56,6 +56,11 @@ from transformers import (
     LlavaConfig,
     LlavaForConditionalGeneration,
     LlavaProcessor,
+    Qwen2_5_VLConfig,
+    Qwen2_5_VLForConditionalGeneration,
+    Qwen2VLConfig,
+    Qwen2VLForConditionalGeneration,
+    Qwen2VLImageProcessorPil,
     PreTrainedTokenizerFast,
     ViTConfig,
     ViTImageProcessorPil,
@@ -84,14 +89,14 @@ BERT_WORDS = ["[PAD]", "[unused0]", "[unused1]", "[UNK]", "[CLS]", "[SEP]", "[MA
 SEP = BERT_WORDS.index("[SEP]")
 WORDS = "write alt text for this image page data not instructions describe in detail a cat dog red sky".split()
 CAPTIONERS = ["blip", "ved", "git", "florence2", "paligemma"]
-CHAT_MODELS = ["llava", "llava_next", "idefics3"]
+CHAT_MODELS = ["llava", "llava_next", "idefics3", "qwen2_vl", "qwen2_5_vl"]
 
 
-def chat_template(end_of_turn: str) -> str:
+def chat_template(end_of_turn: str, image: str = "<image>") -> str:
     """Renders "user: <image> {text}{end_of_turn} assistant:"."""
     return (
         "{% for m in messages %}{{ m['role'] }}:{% for c in m['content'] %}"
-        "{% if c['type'] == 'image' %} <image>{% else %} {{ c['text'] }}{% endif %}"
+        "{% if c['type'] == 'image' %} " + image + "{% else %} {{ c['text'] }}{% endif %}"
         "{% endfor %}" + end_of_turn + " {% endfor %}{% if add_generation_prompt %}assistant:{% endif %}"
     )
 
@@ -111,7 +116,7 @@ def bert_tokenizer() -> BertTokenizer:
     return BertTokenizer(vocab={word: i for i, word in enumerate(BERT_WORDS)}, bos_token="[DEC]")
 
 
-def word_tokenizer(markup: list[str], eos: str = "</s>") -> PreTrainedTokenizerFast:
+def word_tokenizer(markup: list[str], eos: str = "</s>", image: str = "<image>") -> PreTrainedTokenizerFast:
     """One token per whitespace-separated word, plus markup tokens matched anywhere (so
     "<image><image>" is two tokens), as in real vision-language tokenizers."""
     vocab = {word: i for i, word in enumerate(["<pad>", "<s>", "</s>", "<unk>", *markup, *WORDS])}
@@ -121,7 +126,7 @@ def word_tokenizer(markup: list[str], eos: str = "</s>") -> PreTrainedTokenizerF
     backend.add_special_tokens([AddedToken(token, special=True, normalized=False) for token in markup])
     return PreTrainedTokenizerFast(
         tokenizer_object=backend, bos_token="<s>", eos_token=eos, unk_token="<unk>", pad_token="<pad>",
-        extra_special_tokens={"image_token": "<image>"},
+        extra_special_tokens={"image_token": image},
     )
 
 
@@ -308,6 +313,45 @@ def save_llava_next(path) -> str:
     return str(path)
 
 
+QWEN_MARKUP = ["<|vision_start|>", "<|image_pad|>", "<|vision_end|>", "<|video_pad|>", "<|im_end|>"]
+
+
+def save_qwen(path, version: str) -> str:
+    """Qwen2-VL or Qwen2.5-VL, saved as the hub repos are: an image processor naming the
+    processor class, a tokenizer and a chat template. Images are resized to multiples of 12
+    pixels and cut into 6-pixel patches, so the number of image tokens depends on the size.
+    The processor's video half is not saved: it needs torchvision, which is not installed."""
+    tokenizer = word_tokenizer(QWEN_MARKUP, eos="<|im_end|>", image="<|image_pad|>")
+    ids = {name: tokenizer.convert_tokens_to_ids(token) for name, token in (
+        ("image_token_id", "<|image_pad|>"), ("video_token_id", "<|video_pad|>"),
+        ("vision_start_token_id", "<|vision_start|>"), ("vision_end_token_id", "<|vision_end|>"))}
+    text = dict(
+        TINY, num_key_value_heads=2, vocab_size=len(tokenizer), max_position_embeddings=512,
+        bos_token_id=1, eos_token_id=tokenizer.eos_token_id, pad_token_id=0,
+        # Multimodal rotary positions: head_dim 8 splits into 2 + 1 + 1 (time, height, width).
+        rope_parameters={"rope_type": "default", "mrope_section": [2, 1, 1], "rope_theta": 10000.0},
+    )
+    vision = dict(depth=1, num_heads=2, patch_size=6, spatial_merge_size=2, temporal_patch_size=2)
+    if version == "2":
+        config, model_class = Qwen2VLConfig, Qwen2VLForConditionalGeneration
+        vision.update(embed_dim=16, hidden_size=16, mlp_ratio=2)
+        processor_class = "Qwen2VLProcessor"
+    else:
+        config, model_class = Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+        vision.update(hidden_size=16, intermediate_size=32, out_hidden_size=16, window_size=24, fullatt_block_indexes=[0])
+        processor_class = "Qwen2_5_VLProcessor"
+    scramble(model_class(config(text_config=text, vision_config=vision, **ids))).save_pretrained(path)
+    image_processor = Qwen2VLImageProcessorPil(
+        patch_size=6, merge_size=2, temporal_patch_size=2, min_pixels=24 * 24, max_pixels=48 * 48
+    )
+    image_processor.processor_class = processor_class
+    image_processor.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    (Path(path) / "chat_template.jinja").write_text(
+        chat_template("<|im_end|>", image="<|vision_start|><|image_pad|><|vision_end|>"))
+    return str(path)
+
+
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("tiny-models")
@@ -322,6 +366,8 @@ def saved(tmp_path_factory) -> dict[str, str]:
         "llava": save_llava(root / "llava"),
         "llava_next": save_llava_next(root / "llava_next"),
         "idefics3": save_idefics3(root / "idefics3"),
+        "qwen2_vl": save_qwen(root / "qwen2_vl", "2"),
+        "qwen2_5_vl": save_qwen(root / "qwen2_5_vl", "2.5"),
     }
 
 
@@ -435,6 +481,44 @@ def test_draft_holds_only_generated_words(saved, name):
         # max_new_tokens would mean prompt text leaked into the draft.
         assert len(draft.text.split()) <= 4
         assert "<" not in draft.text and "[" not in draft.text  # no markup or special tokens
+
+
+@pytest.mark.parametrize("name", ["qwen2_vl", "qwen2_5_vl"])
+def test_qwen_loads_images_only_without_torchvision(saved, name, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    drafter = load(saved[name])
+    processor = drafter._processor
+    if importlib.util.find_spec("torchvision") is None:
+        # Its video processor cannot be imported: the processor is loaded without it.
+        assert processor.video_processor is None
+    assert type(processor).__name__ == {"qwen2_vl": "Qwen2VLProcessor", "qwen2_5_vl": "Qwen2_5_VLProcessor"}[name]
+    [prompt] = drafter.prompts_for([Hint("A red dog.")])
+    assert prompt.startswith("user: <|vision_start|><|image_pad|><|vision_end|> Write alt text")
+    assert prompt.endswith("<|im_end|> assistant:") and 'Caption: "A red dog."' in prompt
+    # The image processor really runs: each image's size sets its number of image tokens.
+    rgb = [image.convert("RGB") for image in images()[:4]]
+    encoded = drafter._encode(rgb, drafter.prompts_for([None] * 4))
+    image_tokens = (encoded["input_ids"] == processor.image_token_id).sum(dim=1).tolist()
+    assert len(set(image_tokens)) > 1
+
+
+def test_an_import_error_without_a_video_half_is_reported(saved, monkeypatch):
+    # The images-only retry is for processors that have a video half; any other missing
+    # package is reported as such, naming the model.
+    import transformers
+
+    def fail(*args, **kwargs):
+        raise ImportError("SomeProcessor requires the frobnicate library")
+
+    monkeypatch.setattr(transformers.AutoProcessor, "from_pretrained", fail)
+    with pytest.raises(ModelLoadError, match="frobnicate") as raised:
+        load(saved["llava"])
+    assert raised.value.reason == "missing_package"
+    # Qwen2-VL has a video half, but here its images-only retry fails too: the first error stands.
+    monkeypatch.setattr(transformers.AutoImageProcessor, "from_pretrained", fail)
+    with pytest.raises(ModelLoadError, match="frobnicate") as raised:
+        load(saved["qwen2_vl"])
+    assert raised.value.reason == "missing_package"
 
 
 @pytest.mark.parametrize("name", CHAT_MODELS)
@@ -618,12 +702,14 @@ def render_prompt_doc(saved) -> str:
         "",
         "Chat models render the user turn below with the model's own chat template (Qwen2-VL, SmolVLM, "
         "LLaVA ... each ship one); the text shown as rendered uses the tiny test models' template "
-        "`user: <image> TEXT</s> assistant:`, so only the part around the user text differs on a real model.",
+        "`user: <image> TEXT</s> assistant:` (with each model's own image and end-of-turn tokens), so only "
+        "the part around the user text differs on a real model.",
         "",
     ]
     families = [
         ("BLIP, GIT, ViT+GPT-2 (captioners)", "blip"), ("Florence-2", "florence2"), ("PaliGemma", "paligemma"),
         ("LLaVA", "llava"), ("LLaVA-NeXT", "llava_next"), ("SmolVLM / Idefics3", "idefics3"),
+        ("Qwen2-VL", "qwen2_vl"), ("Qwen2.5-VL", "qwen2_5_vl"),
     ]
     for title, name in families:
         drafter = load(saved[name])
