@@ -11,6 +11,8 @@ import time
 from collections.abc import Sequence
 
 from PIL import Image
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.base import Capabilities, Drafter
 from models.draft import Draft, Evidence, ModelRef
@@ -44,20 +46,40 @@ def main_colour(image: Image.Image) -> str:
     return max(counts, key=lambda name: (counts[name], -order.index(name)))
 
 
+class DebugSettings(BaseSettings):
+    """This backend's settings: ALTTEXT_DEBUG_* environment variables (or the .env file)."""
+
+    model_config = SettingsConfigDict(env_prefix="ALTTEXT_DEBUG_", env_file=".env", extra="ignore")
+
+    delay_ms: float = Field(0.0, ge=0, le=60_000, description="Wait this long in each model call.")
+
+
 class DebugDrafter(Drafter):
     """Describes each image by its size and main colour. Same image in, same draft out."""
 
     about = "built in, no weights: describes size and main colour (for development and tests)"
     capabilities = Capabilities(takes_hints=False, batch_size=64, device="cpu")
 
-    def __init__(self) -> None:
+    def __init__(self, delay_ms: float = 0.0) -> None:
+        """``delay_ms``: wait this long in each ``draft`` call, to act like a slow model (a CMS
+        plugin's spinner and timeouts, or a test that stops the server mid-job)."""
+        if delay_ms < 0:
+            raise ValueError("delay_ms must be at least 0")
         self._model = ModelRef(id=MODEL_ID, revision=REVISION, backend="debug")
+        self.delay_s = delay_ms / 1000
+
+    @classmethod
+    def from_name(cls, name: str, **options) -> DebugDrafter:
+        """ALTTEXT_MODEL=debug, with ALTTEXT_DEBUG_* settings from the environment (or .env)."""
+        return cls(**(DebugSettings().model_dump() | options))
 
     @property
     def model(self) -> ModelRef:
         return self._model
 
     def draft(self, images: Sequence[Image.Image], hints: Sequence[str | None] | None = None) -> list[Draft]:
+        if self.delay_s:
+            time.sleep(self.delay_s)
         drafts = []
         for image in images:
             start = time.perf_counter()
