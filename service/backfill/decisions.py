@@ -34,7 +34,7 @@ def _human_alt(item: Item) -> str | None:
     return item.page.get("existing_alt")
 
 
-def _base(item: Item, page: PageContext | None) -> dict:
+def _base(item: Item) -> dict:
     row = {
         "id": item.id, "src": item.src,
         "existing_alt": _human_alt(item),
@@ -45,13 +45,13 @@ def _base(item: Item, page: PageContext | None) -> dict:
     return row
 
 
-def keep_row(item: Item, page: PageContext) -> dict:
-    return {**_base(item, page), "new_alt": _human_alt(item), "decision": "keep", "confidence": 1.0,
+def keep_row(item: Item) -> dict:
+    return {**_base(item), "new_alt": _human_alt(item), "decision": "keep", "confidence": 1.0,
             "warnings": [], "reasons": ["the existing alt passes the quality rules"], "error_code": None}
 
 
-def error_row(item: Item, code: str, message: str, page: PageContext | None = None) -> dict:
-    return {**_base(item, page), "new_alt": None, "decision": "error", "confidence": None, "warnings": [],
+def error_row(item: Item, code: str, message: str) -> dict:
+    return {**_base(item), "new_alt": None, "decision": "error", "confidence": None, "warnings": [],
             "reasons": [message], "error_code": code}
 
 
@@ -74,5 +74,5 @@ def result_row(item: Item, page: PageContext, result: AltResult) -> dict:
         reasons.insert(0, "the image has no alt text")
         if decision == "review" and len(reasons) == 1:
             reasons.append("a rule asks for a person to check it")
-    return {**_base(item, page), "new_alt": new_alt, "decision": decision, "confidence": result.confidence,
+    return {**_base(item), "new_alt": new_alt, "decision": decision, "confidence": result.confidence,
             "warnings": warnings, "reasons": reasons, "error_code": None}

@@ -239,14 +239,14 @@ def _describe(batch: list[tuple[int, Item]], engine, settings: Settings) -> list
             rows[seq] = decisions.error_row(item, "invalid_request", str(exc).splitlines()[0])
             continue
         if decisions.passes(page, settings.max_chars):
-            rows[seq] = decisions.keep_row(item, page)  # good human alt: nothing to draft
+            rows[seq] = decisions.keep_row(item)  # good human alt: nothing to draft
             continue
         todo.append((seq, item, page))
     if todo:
         outcomes = engine.run([item for _, item, _ in todo])
         for (seq, item, page), outcome in zip(todo, outcomes):
             if isinstance(outcome, Failure):
-                rows[seq] = decisions.error_row(item, outcome.code, outcome.message, page)
+                rows[seq] = decisions.error_row(item, outcome.code, outcome.message)
             else:
                 rows[seq] = decisions.result_row(item, page, outcome)
     return [(seq, rows[seq]) for seq, _ in batch]

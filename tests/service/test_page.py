@@ -64,5 +64,5 @@ def test_backfill_reports_and_keeps_the_human_alt_as_it_stands():
     item = Item(id="1", src="cat.png", page={"existing_alt": raw})
     page = item.context()
     assert page.existing_alt == "A black cat asleep on a red mat." and passes(page, 125)
-    row = keep_row(item, page)
+    row = keep_row(item)
     assert row["new_alt"] == row["existing_alt"] == raw  # never rewritten, not even its whitespace
