@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -87,10 +88,12 @@ class Browser:
         binary = chromium_path()
         if binary is None:
             raise BrowserError("Chromium not found")
-        self._profile = tempfile.TemporaryDirectory(prefix="alttext-chromium-")
+        # Chromium's helper processes may still write to the profile for a moment after the
+        # browser exits: the profile's removal must not fail the test that used it.
+        self._profile = tempfile.TemporaryDirectory(prefix="alttext-chromium-", ignore_cleanup_errors=True)
         self._proc = subprocess.Popen(
             [binary, *FLAGS, "--remote-debugging-port=0", f"--user-data-dir={self._profile.name}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
         port_file = Path(self._profile.name) / "DevToolsActivePort"
         deadline = time.monotonic() + self.timeout_s
@@ -119,16 +122,24 @@ class Browser:
             finally:
                 self._ws = None
         if self._proc is not None:
-            self._proc.terminate()
+            # The browser and its zygote, GPU and renderer processes: one process group.
+            self._signal_group(signal.SIGTERM)
             try:
                 self._proc.wait(10)
             except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+                pass
+            self._signal_group(signal.SIGKILL)
+            self._proc.wait()
             self._proc = None
         if getattr(self, "_profile", None) is not None:
             self._profile.cleanup()
             self._profile = None
+
+    def _signal_group(self, sig: int) -> None:
+        try:
+            os.killpg(self._proc.pid, sig)
+        except ProcessLookupError:
+            pass
 
     # --- protocol -----------------------------------------------------------------------
     def send(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
