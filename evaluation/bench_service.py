@@ -86,6 +86,18 @@ def build_model(path: Path, *, tiny: bool = False) -> Path:
     return path
 
 
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """The model options every BLIP benchmark takes (bench_service, bench_threads, bench_speedups)."""
+    parser.add_argument("--tokens", type=int, default=10, help="new tokens generated per image")
+    parser.add_argument("--tiny", action="store_true", help="a tiny BLIP instead of BLIP-base (tests)")
+    parser.add_argument("--model-dir", type=Path, default=None)
+
+
+def model_dir_of(args: argparse.Namespace) -> Path:
+    """--model-dir, else the random-weight BLIP saved under runs/bench/ (built on first use)."""
+    return args.model_dir or ROOT / "runs" / "bench" / ("blip-tiny-random" if args.tiny else "blip-base-random")
+
+
 def photos(n: int) -> list[bytes]:
     """``n`` distinct JPEGs: shipped photos with a unique trailing tag (decoders ignore it)."""
     files = sorted(PHOTOS.glob("*.jpg"))
@@ -347,20 +359,18 @@ def main(argv: list[str] | None = None) -> dict | None:
     p.add_argument("--clients", default="1,4,16,64", help="client counts for the BLIP systems")
     p.add_argument("--requests", type=int, default=128, help="most requests started per load")
     p.add_argument("--duration-s", type=float, default=60.0, help="no new requests after this, per load")
-    p.add_argument("--tokens", type=int, default=10, help="new tokens generated per image")
+    add_model_options(p)
     p.add_argument("--bare-batch-sizes", default="1,8")
     p.add_argument("--bare-threads", default="1,2")
     p.add_argument("--bare-seconds", type=float, default=10.0)
     p.add_argument("--offline-clients", default="4,16", help="client counts for the embedded default; '' skips it")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--tiny", action="store_true", help="a tiny BLIP instead of BLIP-base (tests)")
-    p.add_argument("--model-dir", type=Path, default=None)
     p.add_argument("--out", type=Path, default=ROOT / "evaluation" / "results" / "bench")
     p.add_argument("--busy-note", default="", help="printed in the table, e.g. that the machine was busy")
     p.add_argument("--bare-only", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     ints = lambda text: [int(x) for x in text.split(",") if x.strip()]  # noqa: E731
-    model_dir = args.model_dir or ROOT / "runs" / "bench" / ("blip-tiny-random" if args.tiny else "blip-base-random")
+    model_dir = model_dir_of(args)
     if args.bare_only:
         print(json.dumps(bare(str(model_dir), args.tokens, ints(args.bare_batch_sizes), ints(args.bare_threads),
                               args.bare_seconds, args.device)))

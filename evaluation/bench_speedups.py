@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from evaluation.bench_service import ROOT, build_model, machine
+from evaluation.bench_service import ROOT, add_model_options, build_model, machine, model_dir_of
 
 VARIANTS = ("float32", "bfloat16", "int8_dynamic")
 
@@ -68,13 +68,11 @@ def main(argv: list[str] | None = None) -> dict | None:
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--images", type=int, default=16)
     p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--tokens", type=int, default=10)
-    p.add_argument("--tiny", action="store_true")
-    p.add_argument("--model-dir", type=Path, default=None)
+    add_model_options(p)
     p.add_argument("--out", type=Path, default=ROOT / "evaluation" / "results" / "bench" / "speedups.json")
     p.add_argument("--variant", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    model_dir = args.model_dir or ROOT / "runs" / "bench" / ("blip-tiny-random" if args.tiny else "blip-base-random")
+    model_dir = model_dir_of(args)
     if args.variant:
         print(json.dumps(measure(str(model_dir), args.variant, args.images, args.batch, args.tokens)))
         return None

@@ -27,7 +27,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from evaluation.bench_service import ROOT, build_model, machine, photos
+from evaluation.bench_service import ROOT, add_model_options, build_model, machine, model_dir_of, photos
 
 
 def measure(model_dir: str, mode: str, calls: int, tokens: int) -> list[float]:
@@ -60,13 +60,11 @@ def main(argv: list[str] | None = None) -> dict | None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--calls", type=int, default=8, help="batch-1 drafts timed per mode and round")
-    p.add_argument("--tokens", type=int, default=10)
-    p.add_argument("--tiny", action="store_true")
-    p.add_argument("--model-dir", type=Path, default=None)
+    add_model_options(p)
     p.add_argument("--out", type=Path, default=ROOT / "evaluation" / "results" / "bench" / "threads.json")
     p.add_argument("--mode", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    model_dir = args.model_dir or ROOT / "runs" / "bench" / ("blip-tiny-random" if args.tiny else "blip-base-random")
+    model_dir = model_dir_of(args)
     if args.mode:
         print(json.dumps(measure(str(model_dir), args.mode, args.calls, args.tokens)))
         return None
