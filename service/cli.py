@@ -223,11 +223,11 @@ def backfill(
     server: Annotated[Optional[str], typer.Option(help="Send the work to a running `alttext serve` at this URL "
                                                        "instead of loading a model here.")] = None,
     api_key: Annotated[Optional[str], typer.Option(envvar="ALTTEXT_API_KEY", help="API key for --server.")] = None,
-    engine: Annotated[str, typer.Option(help="local or ray (Ray Data; RAY_ADDRESS picks a cluster).")] = "local",
-    ray_concurrency: Annotated[int, typer.Option(min=1, help="Ray: model workers (actors).")] = 2,
-    ray_batch_size: Annotated[int, typer.Option(min=1, help="Ray: items per map_batches call.")] = 16,
-    ray_chunk: Annotated[int, typer.Option(min=1, help="Ray: items per checkpointed chunk (one actor pool "
-                                                       "each; the model loads once per worker per chunk).")] = 2048,
+    engine: Annotated[str, typer.Option(help="local or ray (a pool of Ray actors; RAY_ADDRESS picks a cluster).")] = "local",
+    ray_concurrency: Annotated[int, typer.Option(min=1, help="Ray: model workers (actors, one model load each per run).")] = 2,
+    ray_batch_size: Annotated[int, typer.Option(min=1, help="Ray: items per call to a worker.")] = 16,
+    ray_chunk: Annotated[int, typer.Option(min=1, help="Ray: items per checkpointed chunk (the "
+                                                       "workers and their models last the whole run).")] = 2048,
     depth: Annotated[int, typer.Option(min=0, help="Page URL: follow same-origin links this deep.")] = 0,
     max_pages: Annotated[int, typer.Option(min=1, help="Most pages to read from a crawl, sitemap or URL list.")] = 1000,
     host_interval: Annotated[float, typer.Option(min=0.0, help="Seconds between requests to one host.")] = 1.0,
@@ -267,7 +267,7 @@ def backfill(
         return LocalEngine(settings, crawler=crawler)
 
     if engine == "ray":
-        options.batch_size = ray_chunk  # Ray gets whole chunks; each chunk is one checkpoint and one actor pool
+        options.batch_size = ray_chunk  # Ray gets whole chunks; each chunk is one checkpoint, spread over the workers
     try:
         summary = run(options, settings, make_engine, crawler=crawler)
     except (SourceError, CheckpointMismatch, ValueError, RuntimeError) as exc:

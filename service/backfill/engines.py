@@ -3,8 +3,8 @@
 - ``LocalEngine``: the model in this process, through ``service.pipeline.describe_batch``
   (the API's path), with drafts memoised by image content hash.
 - ``ServerEngine``: a running ``alttext serve``, through ``POST /v1/alt-text:batch``.
-- ``RayEngine`` (``service.backfill.ray_engine``): Ray Data ``map_batches`` over actors that
-  each hold one LocalEngine.
+- ``RayEngine`` (``service.backfill.ray_engine``): a pool of Ray actors, started once per run,
+  that each hold one LocalEngine.
 """
 from __future__ import annotations
 

@@ -1,15 +1,21 @@
-"""``--engine ray``: the same pipeline on Ray Data.
+"""``--engine ray``: the same pipeline on a Ray cluster (a local Ray by default).
 
-Each chunk of items (one checkpoint, ``--ray-chunk``) becomes a Ray dataset; ``map_batches``
-runs ``DescribeWorker`` actors, each of which loads the model once (per chunk) and keeps a LocalEngine
-(same loading, fetching, memoised drafting and merge as ``--engine local``), so the rows are
-the same as the local engine's. Ray starts locally unless ``RAY_ADDRESS`` names a cluster
-(whose workers need alttext installed). Ray is an optional extra: ``pip install alttext[ray]``.
+One pool of ``DescribeWorker`` actors is started per run (``--ray-concurrency`` of them) and
+kept until the run ends: each loads the model once and keeps a LocalEngine (same loading,
+fetching, memoised drafting and merge as ``--engine local``), so the rows are the same as the
+local engine's and a duplicate image is drafted once per worker for the whole run. Each chunk
+of items (one checkpoint, ``--ray-chunk``) is cut into batches of ``--ray-batch-size`` that
+``ray.util.ActorPool`` hands to whichever worker is free; results come back in order, and the
+runner commits the chunk to the checkpoint as before, so a run stopped at any point resumes with
+every item exactly once. Ray starts locally unless ``RAY_ADDRESS`` names a cluster (whose
+workers need alttext installed). Ray is an optional extra: ``pip install alttext[ray]``.
 """
 from __future__ import annotations
 
 import json
 import os
+import uuid
+from collections import Counter
 from collections.abc import Sequence
 
 from service.backfill.engines import Failure, Outcome
@@ -32,7 +38,7 @@ def _decode(text: str) -> Outcome:
 
 
 class DescribeWorker:
-    """A Ray actor: one model per worker process, loaded once in the constructor."""
+    """A Ray actor: loads the model once, in the constructor, and serves every batch of the run."""
 
     def __init__(self, settings: dict) -> None:
         from service.backfill.engines import LocalEngine
@@ -41,25 +47,27 @@ class DescribeWorker:
         cfg = Settings(_env_file=None, **settings)
         self.engine = LocalEngine(cfg, crawler=blocking_crawler(cfg))
         self.engine.drafter.warm_up()
+        # Names this model load: a new actor (and so a new load) shows up as a new id.
+        self.instance = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
 
-    def __call__(self, batch: dict) -> dict:
-        items = [Item.from_dict(json.loads(text)) for text in batch["item"]]
+    def describe(self, items: list[dict]) -> dict:
         before = self.engine.drafted
-        outcomes = self.engine.run(items)
-        drafted = [0] * len(items)
-        drafted[0] = self.engine.drafted - before  # images this worker sent to its model
-        return {"index": batch["index"], "outcome": [_encode(o) for o in outcomes], "drafted": drafted}
+        outcomes = self.engine.run([Item.from_dict(item) for item in items])
+        return {"worker": self.instance, "outcomes": [_encode(o) for o in outcomes],
+                "drafted": self.engine.drafted - before}  # images this worker sent to its model
 
 
 class RayEngine:
     def __init__(self, settings: Settings, *, concurrency: int = 2, batch_size: int = 16) -> None:
         try:
             import ray
+            from ray.util import ActorPool
         except ImportError as exc:
             raise RuntimeError("--engine ray needs Ray: pip install 'alttext[ray]'") from exc
         self.ray = ray
         self.settings, self.concurrency, self.batch_size = settings, concurrency, batch_size
         self.drafted = 0
+        self.batches_by_worker: Counter[str] = Counter()  # worker instance -> batches it described
         self._started = False
         if not ray.is_initialized():
             address = os.environ.get("RAY_ADDRESS")
@@ -69,30 +77,32 @@ class RayEngine:
                 ray.init(num_cpus=concurrency + 1, include_dashboard=False, log_to_driver=False,
                          object_store_memory=256 * 2**20, configure_logging=False)
             self._started = True
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = False
-        ctx.print_on_execution_start = False
+        worker = ray.remote(num_cpus=1)(DescribeWorker)
+        config = self.settings.model_dump(mode="json")
+        self.actors = [worker.remote(config) for _ in range(concurrency)]  # once per run
+        self.pool = ActorPool(self.actors)
+
+    @property
+    def workers(self) -> set[str]:
+        """The worker instances (model loads) that have described anything in this run."""
+        return set(self.batches_by_worker)
 
     def run(self, items: Sequence[Item]) -> list[Outcome]:
-        rows = [{"index": i, "item": json.dumps(item.to_dict())} for i, item in enumerate(items)]
-        ds = self.ray.data.from_items(rows)
-        out = ds.map_batches(
-            DescribeWorker,
-            fn_constructor_kwargs={"settings": self.settings.model_dump(mode="json")},
-            compute=self.ray.data.ActorPoolStrategy(size=self.concurrency),
-            batch_size=self.batch_size,
-            batch_format="numpy",
-            num_cpus=1,
-        )
-        outcomes: list[Outcome | None] = [None] * len(items)
-        for row in out.iter_rows():
-            outcomes[int(row["index"])] = _decode(row["outcome"])
-            self.drafted += int(row["drafted"])
-        return outcomes  # type: ignore[return-value]
+        batches = [[item.to_dict() for item in items[start:start + self.batch_size]]
+                   for start in range(0, len(items), self.batch_size)]
+        outcomes: list[Outcome] = []
+        for answer in self.pool.map(lambda actor, batch: actor.describe.remote(batch), batches):
+            outcomes += [_decode(text) for text in answer["outcomes"]]
+            self.drafted += answer["drafted"]
+            self.batches_by_worker[answer["worker"]] += 1
+        return outcomes
 
     def take_drafts(self) -> dict[str, str]:
         return {}
 
     def close(self) -> None:
+        for actor in self.actors:
+            self.ray.kill(actor)
+        self.actors = []
         if self._started:
             self.ray.shutdown()

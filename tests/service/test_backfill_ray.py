@@ -1,4 +1,6 @@
-"""--engine ray on a local Ray with two workers gives exactly the local engine's rows."""
+"""--engine ray on a local Ray with two workers: the local engine's rows, one model load per
+worker for the whole run (not per chunk), and a stopped run resumes with every item once.
+One local Ray serves the whole module; each engine kills its own actors when it closes."""
 from __future__ import annotations
 
 import os
@@ -9,31 +11,70 @@ from service.backfill.runner import BackfillOptions, run
 from tests.support.backfill import backfill, read_rows, settings, write_images
 
 try:
-    import ray  # noqa: F401
+    import ray
 except ImportError:  # an optional extra; the dev set-up installs it, so CI must have it
     if os.environ.get("CI") == "true":
         raise
     pytest.skip("ray is not installed (pip install 'alttext[ray]')", allow_module_level=True)
 
+COLOURS = ["red", "blue", "red", "green", "yellow", "blue", "grey", "black", "purple", "orange", "red", "white"]
 
-def test_ray_engine_rows_equal_local_engine_rows(tmp_path):
-    from service.backfill.ray_engine import RayEngine
 
-    write_images(tmp_path / "imgs", {f"{i:02d}.png": colour for i, colour in
-                                     enumerate(["red", "blue", "red", "green", "yellow", "blue", "grey", "black",
-                                                "purple", "orange", "red", "white"])})
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    ray.init(num_cpus=3, include_dashboard=False, log_to_driver=False, object_store_memory=256 * 2**20,
+             configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def site(tmp_path):
+    """12 images (3 reds, 2 blues) and one file that is not an image; the local engine's rows."""
+    write_images(tmp_path / "imgs", {f"{i:02d}.png": colour for i, colour in enumerate(COLOURS)})
     (tmp_path / "imgs" / "05-junk.png").write_bytes(b"nope")
     _, local, _ = backfill(tmp_path / "imgs", tmp_path / "local.jsonl")
+    return tmp_path / "imgs", local
 
-    cfg = settings()
-    engines = []
+
+def ray_run(source, out, engines, *, chunk, stop_after=None):
+    from service.backfill.ray_engine import RayEngine
+
+    class Stopping(RayEngine):
+        def run(self, items):
+            if stop_after is not None and sum(self.batches_by_worker.values()) >= stop_after:
+                raise KeyboardInterrupt("stopped mid-run")
+            return super().run(items)
 
     def make():
-        engines.append(RayEngine(cfg, concurrency=2, batch_size=4))
+        engines.append(Stopping(settings(), concurrency=2, batch_size=2))
         return engines[-1]
 
-    summary = run(BackfillOptions(source=str(tmp_path / "imgs"), out=tmp_path / "ray.jsonl", progress="off",
-                                  batch_size=16), cfg, make)  # one chunk: one actor pool
+    return run(BackfillOptions(source=str(source), out=out, progress="off", batch_size=chunk), settings(), make)
+
+
+def test_ray_rows_equal_local_rows_with_one_model_load_per_worker(site, tmp_path):
+    source, local = site
+    engines = []
+    # 13 items in chunks of 4: four checkpoints, each cut into batches of 2 for two workers.
+    summary = ray_run(source, tmp_path / "ray.jsonl", engines, chunk=4)
     assert read_rows(tmp_path / "ray.jsonl") == local
     assert summary.items == 13 and summary.decisions == {"fill": 12, "error": 1}
-    assert len(engines) == 1
+    (engine,) = engines
+    assert sum(engine.batches_by_worker.values()) == 7  # 2 + 2 + 2 + 1 batches of at most 2 items
+    # Each worker instance is one model load: two for the whole run, not two per chunk (eight).
+    assert len(engine.workers) == 2
+    assert engine.actors == []  # closed: the actors were killed with the run
+
+
+def test_ray_run_stopped_between_chunks_resumes_with_every_item_once(site, tmp_path):
+    source, local = site
+    out = tmp_path / "ray.jsonl"
+    engines = []
+    with pytest.raises(KeyboardInterrupt):
+        ray_run(source, out, engines, chunk=4, stop_after=4)  # two chunks committed, then stopped
+    assert len(read_rows(out)) == 8
+    summary = ray_run(source, out, engines, chunk=4)
+    assert read_rows(out) == local
+    assert summary.items == 13 and summary.new == 5
+    assert sum(engines[-1].batches_by_worker.values()) == 3  # only what was not done: 2 + 1 batches
