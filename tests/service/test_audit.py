@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from service.cli import app as cli_app
 from service.pipeline import describe_batch
 from tests.support.api import settings, wait_ready
 from tests.support.audit_corpus import CORPUS
+from tests.support.servers import ThreadedServer
 
 AUDIT_FIXTURES = CORPUS.parent
 
@@ -286,12 +286,8 @@ def site():
     """The corpus served over real HTTP on 127.0.0.1 (port 0)."""
     handler = functools.partial(SimpleHTTPRequestHandler, directory=str(AUDIT_FIXTURES))
     handler.log_message = lambda *a: None
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with ThreadedServer(handler) as server:
+        yield server.url("")
 
 
 def test_cli_crawls_a_site_and_fetches_images_for_proposals(site, env):

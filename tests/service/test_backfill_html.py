@@ -7,7 +7,7 @@ import pytest
 
 from service.backfill.html import set_attribute
 from tests.support.backfill import backfill, write_images
-from tests.support.site import LOCAL, Site
+from tests.support.servers import LOCAL, Site
 
 GOOD = "Fishing boats moored in Whitby harbour at dawn"
 LAZY = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"

@@ -15,7 +15,7 @@ from service.backfill.writers import write_wp_cli
 from tests.support.api import png
 from tests.support.backfill import backfill, write_images
 from tests.support.drafters import CountingDrafter
-from tests.support.site import LOCAL, Site
+from tests.support.servers import LOCAL, Site
 
 GOOD_ALT = "Fishing boats moored in Whitby harbour at dawn"
 

@@ -8,7 +8,7 @@ import pytest
 
 from service.crawl import BlockingCrawler, Crawler, CrawlError, HostLimiter, links, parse_sitemap
 from service.fetch import Fetcher, FetchError
-from tests.support.site import LOCAL, Site, local_resolver
+from tests.support.servers import LOCAL, Site, local_resolver
 
 
 def crawler(*, interval: float = 0.0, robots: bool = True, allow=LOCAL) -> BlockingCrawler:

@@ -12,7 +12,7 @@ from service.fetch import Fetcher
 from service.settings import Settings
 from tests.support.drafters import CountingDrafter
 from tests.support.api import png
-from tests.support.site import local_resolver
+from tests.support.servers import local_resolver
 
 
 def settings(**overrides) -> Settings:

@@ -1,4 +1,10 @@
-"""Small real HTTP(S) servers on 127.0.0.1 for fetch and webhook tests."""
+"""Small real HTTP(S) servers on 127.0.0.1 for tests, all on one base (port 0, a daemon thread,
+``with`` to start and stop):
+
+- ``LocalServer``: fixed routes for fetch and webhook tests (an image, redirects, statuses,
+  endless and slow bodies, a recording webhook receiver), optionally over TLS.
+- ``Site``: a little web site, a dict of path -> response, for crawl and backfill tests.
+"""
 from __future__ import annotations
 
 import shutil
@@ -11,6 +17,51 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 
+class Handler(BaseHTTPRequestHandler):
+    """HTTP/1.1, quiet (no request log in test output), with plain replies."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def send(self, status: int, body: bytes, ctype: str = "text/plain", headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def redirect(self, location: str, status: int = 302) -> None:
+        self.send(status, b"", headers={"Location": location})
+
+
+class ThreadedServer:
+    """Serves ``handler`` on 127.0.0.1 (a free port) from a daemon thread between ``with`` and its end."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler], tls: ssl.SSLContext | None = None) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        if tls:
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
+        self.port = self.httpd.server_address[1]
+        self.scheme = "https" if tls else "http"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def url(self, path: str, host: str = "127.0.0.1") -> str:
+        return f"{self.scheme}://{host}:{self.port}{path}"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
 class Recorder:
     def __init__(self) -> None:
         self.requests: list[dict] = []
@@ -21,7 +72,7 @@ class Recorder:
             self.requests.append(row)
 
 
-class LocalServer:
+class LocalServer(ThreadedServer):
     """Routes: /img (a PNG), /redirect?to=URL, /status/N, /big (endless chunked body),
     /declared-big (huge Content-Length), /slow (drips a byte every 0.5 s), /hook (records a POST;
     the first ``fail_first`` POSTs get 500; a POST to /redirect?to=URL gets a 302)."""
@@ -32,25 +83,16 @@ class LocalServer:
         self.sent_bytes = 0
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args) -> None:  # keep test output clean
-                pass
-
+        class Routes(Handler):
             def do_GET(self) -> None:
                 url = urlsplit(self.path)
                 server.seen.add(method="GET", path=url.path, host=self.headers.get("Host"))
                 if url.path == "/img":
-                    return self._send(200, server.image, "image/png")
+                    return self.send(200, server.image, "image/png")
                 if url.path == "/redirect":
-                    self.send_response(302)
-                    self.send_header("Location", parse_qs(url.query)["to"][0])
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
+                    return self.redirect(parse_qs(url.query)["to"][0])
                 if url.path.startswith("/status/"):
-                    return self._send(int(url.path.rsplit("/", 1)[1]), b"nope", "text/plain")
+                    return self.send(int(url.path.rsplit("/", 1)[1]), b"nope")
                 if url.path == "/declared-big":
                     self.send_response(200)
                     self.send_header("Content-Length", str(10**12))
@@ -80,7 +122,7 @@ class LocalServer:
                     except (BrokenPipeError, ConnectionResetError):
                         pass
                     return
-                self._send(404, b"", "text/plain")
+                self.send(404, b"")
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
@@ -88,39 +130,66 @@ class LocalServer:
                                 headers={k.lower(): v for k, v in self.headers.items()})
                 url = urlsplit(self.path)
                 if url.path == "/redirect":  # a receiver that redirects (webhooks do not follow)
-                    self.send_response(302)
-                    self.send_header("Location", parse_qs(url.query)["to"][0])
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
+                    return self.redirect(parse_qs(url.query)["to"][0])
                 posts = sum(r["method"] == "POST" for r in server.seen.requests)
-                self._send(500 if posts <= server.fail_first else 204, b"", "text/plain")
+                self.send(500 if posts <= server.fail_first else 204, b"")
 
-            def _send(self, status: int, body: bytes, ctype: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+        super().__init__(Routes, tls)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        if tls:
-            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
-        self.port = self.httpd.server_address[1]
-        self.scheme = "https" if tls else "http"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def url(self, path: str, host: str = "127.0.0.1") -> str:
-        return f"{self.scheme}://{host}:{self.port}{path}"
+class Site(ThreadedServer):
+    """``routes`` maps a path to ``(status, content_type, body)`` or just ``body`` (200, type guessed;
+    a 301/302 body is the Location). Every request is recorded in ``hits`` as (path, Host header,
+    User-Agent, monotonic time)."""
 
-    def __enter__(self) -> LocalServer:
-        self.thread.start()
-        return self
+    def __init__(self, routes: dict[str, object] | None = None) -> None:
+        self.routes: dict[str, object] = dict(routes or {})
+        self.hits: list[tuple[str, str, str, float]] = []
+        self._lock = threading.Lock()
+        site = self
 
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        class Routes(Handler):
+            def do_GET(self) -> None:
+                path = urlsplit(self.path).path
+                with site._lock:
+                    site.hits.append((path, self.headers.get("Host", ""), self.headers.get("User-Agent", ""),
+                                      time.monotonic()))
+                status, ctype, body = site.response(path)
+                if status in (301, 302) and isinstance(body, str):
+                    return self.send(status, b"", ctype, {"Location": body})
+                self.send(status, body, ctype)
+
+        super().__init__(Routes)
+
+    def response(self, path: str) -> tuple[int, str, bytes | str]:
+        route = self.routes.get(path)
+        if route is None:
+            return 404, "text/plain", b"not found"
+        if isinstance(route, tuple):
+            status, ctype, body = route
+            return status, ctype, body.encode() if isinstance(body, str) and status not in (301, 302) else body
+        body = route.encode() if isinstance(route, str) else route
+        if path.endswith((".xml", ".xml.gz")):
+            ctype = "application/xml"
+        elif path.endswith(".txt"):
+            ctype = "text/plain"
+        elif body[:4] in (b"\x89PNG",) or body[:3] == b"\xff\xd8\xff":
+            ctype = "image/png" if body[:4] == b"\x89PNG" else "image/jpeg"
+        else:
+            ctype = "text/html; charset=utf-8"
+        return 200, ctype, body
+
+    def paths(self) -> list[str]:
+        with self._lock:
+            return [hit[0] for hit in self.hits]
+
+
+LOCAL = ["127.0.0.1/32"]
+
+
+async def local_resolver(host: str, port: int) -> list[str]:
+    """Every name is this machine (so a 'second origin' is reachable by name); nothing leaves it."""
+    return ["127.0.0.1"]
 
 
 def self_signed(tmp: Path, name: str) -> tuple[ssl.SSLContext, ssl.SSLContext] | None:
