@@ -83,3 +83,31 @@ class Drafter(ABC):
     def options_from(cls, values: Mapping[str, Any]) -> dict[str, Any]:
         """The subset of generic drafter settings this backend takes (None means unset)."""
         return {k: values[k] for k in cls.settings_options if values.get(k) is not None}
+
+
+class WrappingDrafter(Drafter):
+    """A drafter around another one (counting, memoising, caching): it is the inner model, with
+    the inner capabilities, warm-up and health; subclasses override ``draft`` only."""
+
+    def __init__(self, inner: Drafter) -> None:
+        self.inner = inner
+
+    @property
+    def model(self) -> ModelRef:
+        return self.inner.model
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.inner.capabilities
+
+    def draft(self, images: Sequence[Image.Image], hints: Sequence[str | None] | None = None) -> list[Draft]:
+        return self.inner.draft(images, hints)
+
+    def warm_up(self) -> None:
+        self.inner.warm_up()
+
+    def health(self) -> tuple[bool, str] | None:
+        return self.inner.health()
+
+    def add_listener(self, listener: Callable[[float, str], None]) -> None:
+        self.inner.add_listener(listener)

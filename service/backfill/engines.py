@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote_to_bytes
 
-from models.base import Drafter
+from models.base import Drafter, WrappingDrafter
 from models.draft import Draft
 from models.errors import ImageError
 from models.imageio import LoadedImage, load_image
@@ -89,21 +89,14 @@ class DraftMemo:
         return new
 
 
-class _MemoDrafter(Drafter):
+class _MemoDrafter(WrappingDrafter):
     """Hands describe_batch remembered drafts and drafts only the images it has not seen
     (each distinct one once, even within a batch)."""
 
     def __init__(self, inner: Drafter, keys: dict[int, str], memo: DraftMemo) -> None:
-        self.inner, self.keys, self.memo = inner, keys, memo
+        super().__init__(inner)
+        self.keys, self.memo = keys, memo
         self.drafted = 0
-
-    @property
-    def model(self):
-        return self.inner.model
-
-    @property
-    def capabilities(self):
-        return self.inner.capabilities
 
     def draft(self, images, hints=None):
         hints = list(hints) if hints is not None else [None] * len(images)

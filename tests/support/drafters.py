@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from PIL import ImageStat
 
-from models.base import Drafter
+from models.base import Drafter, WrappingDrafter
 from models.draft import Draft, Evidence, ModelRef
 
 PALETTE = {
@@ -55,19 +55,12 @@ class ColourDrafter(Drafter):
             self._busy.release()
 
 
-class CountingDrafter(Drafter):
+class CountingDrafter(WrappingDrafter):
     """Wraps a real drafter and records how many images it was asked to describe."""
 
     def __init__(self, inner) -> None:
-        self.inner, self.images = inner, 0
-
-    @property
-    def model(self):
-        return self.inner.model
-
-    @property
-    def capabilities(self):
-        return self.inner.capabilities
+        super().__init__(inner)
+        self.images = 0
 
     def draft(self, images, hints=None):
         self.images += len(images)
