@@ -14,7 +14,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from sqlalchemy import Engine, case, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -213,6 +213,24 @@ class JobStore:
 _STATUS = {"pending": "pending", "done": "ok", "error": "error", "cancelled": "cancelled"}
 
 
+async def poll_forever(step: Callable[[], Awaitable[bool]], wake: asyncio.Event, poll_s: float, what: str) -> None:
+    """Run ``step`` for ever: again at once when it did some work (returned True), else after
+    ``wake`` is set or ``poll_s`` passes. A failing step is logged and retried; cancelling stops."""
+    while True:
+        try:
+            if await step():
+                continue
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s failed; retrying", what)
+        try:
+            await asyncio.wait_for(wake.wait(), poll_s)
+        except TimeoutError:
+            pass
+        wake.clear()
+
+
 class JobRunner:
     """Works through jobs one chunk at a time on the shared alt-text engine (background priority)."""
 
@@ -226,21 +244,13 @@ class JobRunner:
 
     async def run(self) -> None:
         await self.engine.wait_ready()
-        while True:
-            try:
-                job_id = await asyncio.to_thread(self.store.claim, self.worker, self.lease_s)
-                if job_id:
-                    await self._step(job_id)
-                    continue
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("job loop failed; retrying")
-            try:
-                await asyncio.wait_for(self.wake.wait(), self.poll_s)
-            except TimeoutError:
-                pass
-            self.wake.clear()
+        await poll_forever(self._next, self.wake, self.poll_s, "job loop")
+
+    async def _next(self) -> bool:
+        job_id = await asyncio.to_thread(self.store.claim, self.worker, self.lease_s)
+        if job_id:
+            await self._step(job_id)
+        return bool(job_id)
 
     async def _step(self, job_id: str) -> None:
         """One chunk of one job, under a heartbeat; then let other jobs have a turn."""

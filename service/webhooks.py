@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from standardwebhooks.webhooks import Webhook
 
 from service.fetch import Fetcher, FetchError
+from service.jobs import poll_forever
 from service.observability import Metrics
 
 log = logging.getLogger("service.webhooks")
@@ -51,19 +52,12 @@ class WebhookSender:
         self.wake = asyncio.Event()
 
     async def run(self) -> None:
-        while True:
-            try:
-                for job in await asyncio.to_thread(self.store.claim_webhooks, time.time(), 2 * self.fetcher.timeout_s):
-                    await self.deliver(job)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("webhook loop failed; retrying")
-            try:
-                await asyncio.wait_for(self.wake.wait(), self.poll_s)
-            except TimeoutError:
-                pass
-            self.wake.clear()
+        await poll_forever(self._deliver_due, self.wake, self.poll_s, "webhook loop")
+
+    async def _deliver_due(self) -> bool:
+        for job in await asyncio.to_thread(self.store.claim_webhooks, time.time(), 2 * self.fetcher.timeout_s):
+            await self.deliver(job)
+        return False  # wait for the next due time (or a wake-up) before claiming again
 
     async def deliver(self, job: dict) -> bool:
         payload = {"type": "job.completed", "timestamp": datetime.now(timezone.utc).isoformat(),
