@@ -30,7 +30,6 @@ import asyncio
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,11 +40,16 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
+from evaluation.bench_server import free_port, rss_kb, running
+
 ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ROOT / "tests" / "fixtures" / "coco"
 ALTTEXT = str(Path(sys.executable).with_name("alttext"))
 SEP, EOS = 102, 2  # BLIP's text config: generate() stops on [SEP]; eos names an unused token
 
+DRAIN_S = 180.0  # the most a load waits for requests in flight at its end (bounds every load)
+START_S = 300.0  # the most a server gets to say it is ready
+BARE_S = 900.0  # the most one round of the bare model may take
 TARGETS = {"throughput_vs_naive_16": 1.3, "p95_vs_naive_16": 1.0, "service_vs_bare_model": 0.9,
            "offline_images_per_s": 20.0}
 
@@ -100,8 +104,31 @@ def model_dir_of(args: argparse.Namespace) -> Path:
 
 def photos(n: int) -> list[bytes]:
     """``n`` distinct JPEGs: shipped photos with a unique trailing tag (decoders ignore it)."""
+    return [photo(i) for i in range(n)]
+
+
+def photo(i: int) -> bytes:
+    """The ``i``-th shipped photo with a tag no other call gives, so no cache can answer it."""
     files = sorted(PHOTOS.glob("*.jpg"))
-    return [files[i % len(files)].read_bytes() + f"alttext-bench-{i}-{time.time_ns()}".encode() for i in range(n)]
+    return files[i % len(files)].read_bytes() + f"alttext-bench-{i}-{time.time_ns()}".encode()
+
+
+def require_device(device: str) -> None:
+    """Stop with a clear message, before any model or server starts, when ``device`` cannot run here."""
+    if device == "cpu":
+        return
+    import torch
+
+    if device == "cuda" or device.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise SystemExit(f"--device {device}: CUDA is not available here (torch {torch.__version__}, CUDA build "
+                             f"{torch.version.cuda or 'none'}). Run on a machine with an NVIDIA GPU and a CUDA build "
+                             "of torch, or use --device cpu.")
+        index = int(device.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise SystemExit(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here.")
+        return
+    raise SystemExit(f"--device {device}: not supported by the benchmark; use cpu or cuda[:N].")
 
 
 # --- baseline B: the bare model --------------------------------------------------------------
@@ -129,6 +156,8 @@ def bare(model_dir: str, tokens: int, batch_sizes: list[int], threads: list[int]
                 while calls < 2 or time.perf_counter() - start < seconds:
                     out = model.generate(pixel_values=pixels, max_new_tokens=tokens)
                     calls += 1
+                if device.startswith("cuda"):
+                    torch.cuda.synchronize()  # count only finished work
                 elapsed = time.perf_counter() - start
             rows.append({"threads": n_threads, "batch": batch, "images_per_s": calls * batch / elapsed,
                          "new_tokens": int(out.shape[1]) - 1})
@@ -139,7 +168,9 @@ def run_bare(args, model_dir: Path) -> dict:
     cmd = [sys.executable, "-m", "evaluation.bench_service", "--bare-only", "--model-dir", str(model_dir),
            "--tokens", str(args.tokens), "--bare-batch-sizes", args.bare_batch_sizes,
            "--bare-threads", args.bare_threads, "--bare-seconds", str(args.bare_seconds), "--device", args.device]
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True, timeout=3600)
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=BARE_S)
+    if out.returncode:
+        raise RuntimeError(f"bare model run failed ({out.returncode}):\n{out.stderr[-3000:]}")
     rows = json.loads(out.stdout.strip().splitlines()[-1])
     best = max(rows, key=lambda r: r["images_per_s"])
     return {"configs": rows, "best": best}
@@ -147,25 +178,11 @@ def run_bare(args, model_dir: Path) -> dict:
 
 # --- servers and load ------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _status_kb(pid: int, field: str) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 @contextmanager
-def server(kind: str, model_dir: Path, tokens: int, work: Path, device: str):
-    """(base URL, upload path, pid) of a started server of ``kind``: naive, service or offline."""
+def server(kind: str, model_dir: Path, tokens: int, work: Path, device: str, *, trace_memory: Path | None = None):
+    """(base URL, upload path, pid) of a started server of ``kind``: naive, service or offline.
+    ``trace_memory``: run `alttext serve` under tracemalloc (evaluation/bench_traced.py), which
+    writes its growth report there."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     if kind == "naive":
@@ -179,36 +196,17 @@ def server(kind: str, model_dir: Path, tokens: int, work: Path, device: str):
                 "ALTTEXT_REQUEST_TIMEOUT_S": "3600", "ALTTEXT_QUEUE_SIZE": "1024"}
         if kind == "service":
             env |= {"ALTTEXT_MODEL": str(model_dir), "ALTTEXT_GENERATION_MAX_NEW_TOKENS": str(tokens),
-                    "ALTTEXT_GENERATION_NO_REPEAT_NGRAM_SIZE": "0", "ALTTEXT_DEVICE": device}
+                    "ALTTEXT_GENERATION_NO_REPEAT_NGRAM_SIZE": "0", "ALTTEXT_DEVICE": device,
+                    "ALTTEXT_DTYPE": "float32"}  # as the naive app and the bare model (on CUDA "auto" is half)
         else:
             env["ALTTEXT_MODEL"] = "offline"
         cmd = [ALTTEXT, "serve", "--port", str(port)]
+        if trace_memory is not None:
+            cmd = [sys.executable, "-m", "evaluation.bench_traced", str(trace_memory), "serve", "--port", str(port)]
         route = "/v1/alt-text"
-    log = open(work / f"{kind}-{port}.log", "w")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        import httpx
-
-        deadline = time.monotonic() + 600
-        while True:
-            try:
-                if httpx.get(f"{base}/ready", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{kind} server did not start:\n" + Path(log.name).read_text()[-3000:])
-            time.sleep(0.25)
-        yield base + route, proc.pid
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+    with running(cmd, ready_url=f"http://127.0.0.1:{port}/ready", log_path=work / f"{kind}-{port}.log", env=env,
+                 cwd=ROOT, what=f"{kind} server", timeout_s=START_S) as proc:
+        yield f"http://127.0.0.1:{port}{route}", proc.pid
 
 
 def _pct(sorted_values: list[float], q: float) -> float | None:
@@ -217,20 +215,22 @@ def _pct(sorted_values: list[float], q: float) -> float | None:
     return sorted_values[min(len(sorted_values) - 1, max(0, round(q * len(sorted_values)) - 1))]
 
 
-def load(url: str, pid: int, clients: int, requests: int, duration_s: float) -> dict:
+def load(url: str, pid: int, clients: int, requests: int, duration_s: float, *, drain_s: float = DRAIN_S,
+         on_answer=None) -> dict:
     """A closed loop of ``clients`` clients: each sends the next image once its answer is back,
-    until ``requests`` were started or ``duration_s`` passed; what is in flight then is awaited."""
+    until ``requests`` were started or ``duration_s`` passed; what is in flight then is awaited
+    for at most ``drain_s`` more seconds, and what is still unanswered is counted as
+    "unfinished". ``on_answer(status)`` is called after each answer (the soak counts them)."""
     import httpx
 
-    images = photos(requests)
     latencies: list[float] = []
     statuses: dict[str, int] = {}
-    peak = {"rss_kb": _status_kb(pid, "VmRSS")}
+    peak = {"rss_kb": rss_kb(pid)}
     stop = threading.Event()
 
     def sample() -> None:
         while not stop.wait(0.2):
-            peak["rss_kb"] = max(peak["rss_kb"], _status_kb(pid, "VmRSS"))
+            peak["rss_kb"] = max(peak["rss_kb"], rss_kb(pid))
 
     async def run() -> float:
         next_index = 0
@@ -241,7 +241,7 @@ def load(url: str, pid: int, clients: int, requests: int, duration_s: float) -> 
             async def one_client() -> None:
                 nonlocal next_index
                 while next_index < requests and time.perf_counter() - start < duration_s:
-                    body = images[next_index]
+                    body = photo(next_index)
                     next_index += 1
                     sent = time.perf_counter()
                     try:
@@ -252,8 +252,13 @@ def load(url: str, pid: int, clients: int, requests: int, duration_s: float) -> 
                     statuses[key] = statuses.get(key, 0) + 1
                     if key == "200":
                         latencies.append(time.perf_counter() - sent)
+                    if on_answer is not None:
+                        on_answer(key)
 
-            await asyncio.gather(*(one_client() for _ in range(clients)))
+            try:
+                await asyncio.wait_for(asyncio.gather(*(one_client() for _ in range(clients))), duration_s + drain_s)
+            except asyncio.TimeoutError:
+                statuses["unfinished"] = next_index - sum(statuses.values())
             return time.perf_counter() - start
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -274,6 +279,54 @@ def run_http(kind: str, args, model_dir: Path, work: Path, client_counts: list[i
     with server(kind, model_dir, args.tokens, work, args.device) as (url, pid):
         load(url, pid, 1, 1, 60.0)  # one warm-up request, not counted (the naive app warms here)
         return {str(n): load(url, pid, n, max(args.requests, n), args.duration_s) for n in client_counts}
+
+
+# --- the plan --------------------------------------------------------------------------------
+
+# images/s measured on the 2-core development machine, BLIP-base at 10 new tokens (results/bench/
+# latest.md), and seconds to start and warm each system; the plan scales them by cores and tokens.
+# Only an estimate: a busy machine is slower, and the ceiling printed beside it is the hard bound.
+PLAN_RATES = {"naive": 1.1, "service": 1.3, "offline": 4.5, "bare": 1.2}
+PLAN_START_S = {"naive": 15.0, "service": 20.0, "offline": 15.0, "bare": 15.0}
+
+
+def plan(args, client_counts: list[int], offline_counts: list[int]) -> dict:
+    """Loads, estimated seconds and the hard ceiling of each system's part of one round, and of the run."""
+    cores = min(os.cpu_count() or 2, 8)
+    blip = (cores / 2) / (0.5 + args.tokens / 20) * (20 if args.tiny else 1)  # per-image cost grows with tokens
+    parts: dict[str, dict] = {}
+    for kind, counts in (("naive", client_counts), ("service", client_counts), ("offline", offline_counts)):
+        if not counts:
+            continue
+        rate = PLAN_RATES[kind] * (cores / 2 if kind == "offline" else blip)
+        estimate, ceiling = PLAN_START_S[kind] + 1 / rate, START_S + 60.0 + DRAIN_S  # start + warm-up request
+        for clients in counts:
+            estimate += min(max(args.requests, clients) / rate, args.duration_s + min(clients / rate, DRAIN_S))
+            ceiling += args.duration_s + DRAIN_S
+        parts[kind] = {"loads": len(counts), "estimate_s": estimate, "ceiling_s": ceiling}
+    bare_s = PLAN_START_S["bare"]
+    threads, batches = [int(x) for x in args.bare_threads.split(",")], [int(x) for x in args.bare_batch_sizes.split(",")]
+    for t in threads:
+        for b in batches:
+            call = b / (PLAN_RATES["bare"] * blip * min(t, cores) / cores)
+            bare_s += call + max(2 * call, args.bare_seconds + call)  # a warm call, then at least two timed ones
+    parts["bare"] = {"loads": len(threads) * len(batches), "estimate_s": bare_s, "ceiling_s": BARE_S}
+    estimate = args.rounds * sum(p["estimate_s"] for p in parts.values())
+    ceiling = args.rounds * sum(p["ceiling_s"] for p in parts.values())
+    return {"rounds": args.rounds, "per_round": parts, "estimate_s": estimate, "ceiling_s": ceiling,
+            "http_loads": args.rounds * sum(p["loads"] for k, p in parts.items() if k != "bare")}
+
+
+def plan_text(p: dict) -> str:
+    lines = [f"plan: {p['rounds']} rounds, {p['http_loads']} HTTP loads in all; "
+             f"estimate {p['estimate_s'] / 60:.0f} min on an idle machine, hard ceiling {p['ceiling_s'] / 3600:.1f} h"]
+    for kind, part in p["per_round"].items():
+        what = "configurations" if kind == "bare" else "loads"
+        lines.append(f"  per round {kind}: {part['loads']} {what}, ~{part['estimate_s'] / 60:.1f} min "
+                     f"(ceiling {part['ceiling_s'] / 60:.0f} min)")
+    lines.append(f"  ceiling: each server gets {START_S:.0f} s to start, each load stops starting requests at "
+                 f"--duration-s and waits at most {DRAIN_S:.0f} s for those in flight, the bare model {BARE_S:.0f} s a round")
+    return "\n".join(lines)
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -367,18 +420,26 @@ def main(argv: list[str] | None = None) -> dict | None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, default=ROOT / "evaluation" / "results" / "bench")
     p.add_argument("--busy-note", default="", help="printed in the table, e.g. that the machine was busy")
+    p.add_argument("--plan", action="store_true", help="print the plan (loads, estimated time, ceiling) and stop")
     p.add_argument("--bare-only", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     ints = lambda text: [int(x) for x in text.split(",") if x.strip()]  # noqa: E731
+    if args.plan:
+        the_plan = plan(args, ints(args.clients), ints(args.offline_clients))
+        print(plan_text(the_plan))
+        return {"plan": the_plan}
+    require_device(args.device)
     model_dir = model_dir_of(args)
     if args.bare_only:
         print(json.dumps(bare(str(model_dir), args.tokens, ints(args.bare_batch_sizes), ints(args.bare_threads),
                               args.bare_seconds, args.device)))
         return None
 
-    build_model(model_dir, tiny=args.tiny)
     client_counts = ints(args.clients)
     offline_counts = ints(args.offline_clients)
+    the_plan = plan(args, client_counts, offline_counts)
+    print(plan_text(the_plan), file=sys.stderr, flush=True)
+    build_model(model_dir, tiny=args.tiny)
     info = machine()
     work = Path(tempfile.mkdtemp(prefix="alttext-bench-"))
     systems = ["naive", "service", "bare"] + (["offline"] if offline_counts else [])
@@ -400,7 +461,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         "command": "python -m evaluation.bench_service " + " ".join(argv if argv is not None else sys.argv[1:]),
         "model": "BLIP tiny (random weights)" if args.tiny else "BLIP-base (random weights, BlipConfig())",
         "tokens": args.tokens, "rounds": args.rounds, "machine": info, "busy_note": args.busy_note,
-        "summary": summary, "per_round": per_round,
+        "summary": summary, "per_round": per_round, "plan": the_plan,
         **{k: summary[k]["median"] for k in TARGETS if k in summary},
         "targets": TARGETS,
     }

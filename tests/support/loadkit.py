@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import sys
 import time
 from contextlib import contextmanager
@@ -17,16 +16,16 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.api import free_port
+from evaluation.bench_server import free_port, rss_kb, running
 
 ALTTEXT = str(Path(sys.executable).with_name("alttext"))
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
+    kb = rss_kb(pid)
+    if not kb:
+        raise RuntimeError(f"no VmRSS for pid {pid}: the server is gone")
+    return kb / 1024
 
 
 @contextmanager
@@ -35,28 +34,9 @@ def serve(tmp: Path, **env: str):
     port = free_port()
     full = {**os.environ, "ALTTEXT_DATA_DIR": str(tmp), "ALTTEXT_MODEL": "debug", "ALTTEXT_LOG_FORMAT": "text",
             **{f"ALTTEXT_{k.upper()}": str(v) for k, v in env.items()}}
-    log = open(tmp / "server.log", "w")
-    proc = subprocess.Popen([ALTTEXT, "serve", "--port", str(port)], env=full, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/ready", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("server did not start:\n" + (tmp / "server.log").read_text()[-2000:])
-            time.sleep(0.2)
-        yield base, proc.pid
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    with running([ALTTEXT, "serve", "--port", str(port)], ready_url=f"http://127.0.0.1:{port}/ready",
+                 log_path=tmp / "server.log", env=full, timeout_s=120, stop_timeout_s=20) as proc:
+        yield f"http://127.0.0.1:{port}", proc.pid
 
 
 @dataclass
