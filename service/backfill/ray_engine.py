@@ -3,12 +3,19 @@
 One pool of ``DescribeWorker`` actors is started per run (``--ray-concurrency`` of them) and
 kept until the run ends: each loads the model once and keeps a LocalEngine (same loading,
 fetching, memoised drafting and merge as ``--engine local``), so the rows are the same as the
-local engine's and a duplicate image is drafted once per worker for the whole run. Each chunk
-of items (one checkpoint, ``--ray-chunk``) is cut into batches of ``--ray-batch-size`` that
-``ray.util.ActorPool`` hands to whichever worker is free; results come back in order, and the
-runner commits the chunk to the checkpoint as before, so a run stopped at any point resumes with
-every item exactly once. Ray starts locally unless ``RAY_ADDRESS`` names a cluster (whose
-workers need alttext installed). Ray is an optional extra: ``pip install alttext[ray]``.
+local engine's. Each chunk of items (one checkpoint, ``--ray-chunk``) is cut into batches of
+``--ray-batch-size`` that ``ray.util.ActorPool`` hands to whichever worker is free; results
+come back in order, and the runner commits the chunk to the checkpoint as before, so a run
+stopped at any point resumes with every item exactly once.
+
+Drafts are shared across workers through one ``SharedDrafts`` actor (an LRU by content key):
+a worker that meets an image it has not drafted asks it before drafting, and hands it what it
+drafted when its batch is done, so an image drafted in one chunk is not drafted again by
+another worker in a later chunk (two workers meeting the same new image at the same moment
+may both draft it). The run's new drafts also go to the checkpoint, as with the local engine.
+
+Ray starts locally unless ``RAY_ADDRESS`` names a cluster (whose workers need alttext
+installed). Ray is an optional extra: ``pip install alttext[ray]``.
 """
 from __future__ import annotations
 
@@ -18,7 +25,7 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 
-from service.backfill.engines import Failure, Outcome
+from service.backfill.engines import DraftMemo, Failure, Outcome
 from service.backfill.items import Item
 from service.result import AltResult
 from service.settings import Settings
@@ -37,22 +44,48 @@ def _decode(text: str) -> Outcome:
     return AltResult.model_validate(data["result"])
 
 
+class SharedDrafts:
+    """A Ray actor: the run's drafts by content key, for every worker (an LRU, like DraftMemo)."""
+
+    def __init__(self, size: int = 65536) -> None:
+        self.memo = DraftMemo(size=size)
+
+    def get(self, keys: list[str]) -> dict[str, str]:
+        return self.memo.get(keys)
+
+    def put(self, drafts: dict[str, str]) -> None:
+        for key, draft in drafts.items():
+            self.memo.put(key, draft)
+
+    def take_new(self) -> dict[str, str]:
+        return self.memo.take_new()
+
+
 class DescribeWorker:
     """A Ray actor: loads the model once, in the constructor, and serves every batch of the run."""
 
-    def __init__(self, settings: dict) -> None:
+    def __init__(self, settings: dict, shared=None) -> None:
+        import ray
+
         from service.backfill.engines import LocalEngine
         from service.crawl import blocking_crawler
 
         cfg = Settings(_env_file=None, **settings)
-        self.engine = LocalEngine(cfg, crawler=blocking_crawler(cfg))
+        lookup = (lambda keys: ray.get(shared.get.remote(keys))) if shared is not None else None
+        self.shared = shared
+        self.engine = LocalEngine(cfg, crawler=blocking_crawler(cfg), memo=DraftMemo(lookup))
         self.engine.drafter.warm_up()
         # Names this model load: a new actor (and so a new load) shows up as a new id.
         self.instance = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
 
     def describe(self, items: list[dict]) -> dict:
+        import ray
+
         before = self.engine.drafted
         outcomes = self.engine.run([Item.from_dict(item) for item in items])
+        new = self.engine.take_drafts()
+        if new and self.shared is not None:
+            ray.get(self.shared.put.remote(new))  # shared before this batch counts as done
         return {"worker": self.instance, "outcomes": [_encode(o) for o in outcomes],
                 "drafted": self.engine.drafted - before}  # images this worker sent to its model
 
@@ -79,7 +112,8 @@ class RayEngine:
             self._started = True
         worker = ray.remote(num_cpus=1)(DescribeWorker)
         config = self.settings.model_dump(mode="json")
-        self.actors = [worker.remote(config) for _ in range(concurrency)]  # once per run
+        self.shared = ray.remote(num_cpus=0)(SharedDrafts).remote()
+        self.actors = [worker.remote(config, self.shared) for _ in range(concurrency)]  # once per run
         self.pool = ActorPool(self.actors)
 
     @property
@@ -98,10 +132,10 @@ class RayEngine:
         return outcomes
 
     def take_drafts(self) -> dict[str, str]:
-        return {}
+        return self.ray.get(self.shared.take_new.remote())  # into the checkpoint, as the local engine's
 
     def close(self) -> None:
-        for actor in self.actors:
+        for actor in [*self.actors, self.shared]:
             self.ray.kill(actor)
         self.actors = []
         if self._started:

@@ -1,5 +1,6 @@
 """--engine ray on a local Ray with two workers: the local engine's rows, one model load per
-worker for the whole run (not per chunk), and a stopped run resumes with every item once.
+worker for the whole run (not per chunk), an image drafted once across workers and chunks, and
+a stopped run resumes with every item once.
 One local Ray serves the whole module; each engine kills its own actors when it closes."""
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def site(tmp_path):
     return tmp_path / "imgs", local
 
 
-def ray_run(source, out, engines, *, chunk, stop_after=None):
+def ray_run(source, out, engines, *, chunk, stop_after=None, batch_size=2):
     from service.backfill.ray_engine import RayEngine
 
     class Stopping(RayEngine):
@@ -47,7 +48,7 @@ def ray_run(source, out, engines, *, chunk, stop_after=None):
             return super().run(items)
 
     def make():
-        engines.append(Stopping(settings(), concurrency=2, batch_size=2))
+        engines.append(Stopping(settings(), concurrency=2, batch_size=batch_size))
         return engines[-1]
 
     return run(BackfillOptions(source=str(source), out=out, progress="off", batch_size=chunk), settings(), make)
@@ -78,3 +79,21 @@ def test_ray_run_stopped_between_chunks_resumes_with_every_item_once(site, tmp_p
     assert read_rows(out) == local
     assert summary.items == 13 and summary.new == 5
     assert sum(engines[-1].batches_by_worker.values()) == 3  # only what was not done: 2 + 1 batches
+
+
+def test_an_image_drafted_by_one_worker_is_not_drafted_again_by_the_other(tmp_path):
+    import sqlite3
+
+    from service.backfill.runner import checkpoint_path
+
+    colours = ["red", "blue", "green", "yellow", "grey", "black"]
+    write_images(tmp_path / "imgs", {f"{part}-{i}.png": colour for part in "ab" for i, colour in enumerate(colours)})
+    engines = []
+    # Chunk one: six new images, one per call, spread over both workers; chunk two: the same six
+    # under other names, in whatever order the free workers take them.
+    summary = ray_run(tmp_path / "imgs", tmp_path / "ray.jsonl", engines, chunk=6, batch_size=1)
+    assert summary.items == 12 and summary.decisions == {"fill": 12}
+    assert len(engines[0].workers) == 2
+    assert summary.drafted == 6  # each distinct image once, whichever worker met its copy
+    with sqlite3.connect(checkpoint_path(tmp_path / "ray.jsonl")) as db:  # and kept, as the local engine does
+        assert db.execute("SELECT count(*) FROM drafts").fetchone()[0] == 6
