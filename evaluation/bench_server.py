@@ -58,15 +58,20 @@ def running(cmd: list[str], *, ready_url: str, log_path: Path, env: dict[str, st
         log.close()
 
 
-def rss_kb(pid: int) -> int:
-    """VmRSS of one process in KiB; 0 when it is gone."""
+def status_kb(pid: int, field: str = "VmRSS") -> int:
+    """A memory field of /proc/PID/status in KiB (VmRSS, RssAnon, RssFile, ...); 0 when the process is gone."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     except OSError:
         pass
     return 0
+
+
+def rss_kb(pid: int) -> int:
+    """VmRSS of one process in KiB; 0 when it is gone."""
+    return status_kb(pid, "VmRSS")
 
 
 def descendants(pid: int) -> list[int]:
@@ -89,6 +94,7 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def tree_rss_kb(pid: int) -> int:
-    """VmRSS of ``pid`` and all its descendants, in KiB (shared pages count once per process)."""
-    return sum(rss_kb(p) for p in [pid, *descendants(pid)])
+def tree_rss_kb(pid: int, field: str = "VmRSS") -> int:
+    """VmRSS (or another /proc status field) of ``pid`` and all its descendants, in KiB (shared
+    pages count once per process)."""
+    return sum(status_kb(p, field) for p in [pid, *descendants(pid)])

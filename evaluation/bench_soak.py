@@ -6,12 +6,13 @@
 
 Starts ``alttext serve`` (the same way, settings and closed-loop load generator as
 evaluation/bench_service.py: distinct JPEGs, result cache off), sends one warm-up request, then
-keeps ``--clients`` clients busy for ``--seconds``, sampling the resident memory (VmRSS) of the
-server's process tree every ``--every-s`` seconds. Reports RSS at the start of load, at
-``--warm-s`` (warm: model, arenas and pools have grown to their working size), at the end, and
-the slope of a least-squares line through the samples from ``--warm-s`` to the end, in MB per
-minute. The memory is "flat" when that slope is at most FLAT_FLOOR_MB_PER_MIN or
-FLAT_SHARE_PER_MIN of the warm RSS per minute, whichever is larger (see ``flat_threshold``).
+keeps ``--clients`` clients busy for ``--seconds``, sampling the resident memory (VmRSS, and its
+anonymous part RssAnon) of the server's process tree every ``--every-s`` seconds. Reports RSS at
+the start of load, at ``--warm-s`` (warm: model, arenas and pools have grown to their working
+size), at the end, and the slope of a least-squares line through the samples from ``--warm-s``
+to the end, in MB per minute, with its standard error. The memory is "flat" when that slope is
+at most FLAT_FLOOR_MB_PER_MIN or FLAT_SHARE_PER_MIN of the warm RSS per minute, whichever is
+larger (see ``flat_threshold``).
 Writes ``soak.json`` (samples and summary) to ``--out`` (default evaluation/results/bench).
 
 ``--trace-memory`` runs the server with tracemalloc (evaluation/bench_traced.py): tracing starts
@@ -57,9 +58,8 @@ def summarise(samples: list[dict], warm_s: float, *, upload_kb: float | None = N
     start, end = samples[0], samples[-1]
     warm = min(samples, key=lambda s: abs(s["t_s"] - warm_s))
     tail = [s for s in samples if s["t_s"] >= warm["t_s"]]
-    slope = None
-    if len(tail) >= 3 and tail[-1]["t_s"] > tail[0]["t_s"]:
-        slope = statistics.linear_regression([s["t_s"] / 60 for s in tail], [s["rss_mb"] for s in tail]).slope
+    slope, stderr = fit(tail, "rss_mb")
+    anon_slope, _ = fit([s for s in tail if "anon_mb" in s], "anon_mb")
     threshold = flat_threshold(warm["rss_mb"])
     minutes = (end["t_s"] - warm["t_s"]) / 60
     answered_per_min = (end["answered"] - warm["answered"]) / minutes if minutes > 0 else 0.0
@@ -67,7 +67,8 @@ def summarise(samples: list[dict], warm_s: float, *, upload_kb: float | None = N
         "rss_start_mb": start["rss_mb"], "rss_warm_mb": warm["rss_mb"], "warm_at_s": warm["t_s"],
         "rss_end_mb": end["rss_mb"], "rss_peak_mb": max(s["rss_mb"] for s in samples),
         "growth_after_warm_mb": end["rss_mb"] - warm["rss_mb"],
-        "slope_after_warm_mb_per_min": slope, "fit_samples": len(tail), "fit_minutes": minutes,
+        "slope_after_warm_mb_per_min": slope, "slope_stderr_mb_per_min": stderr,
+        "anon_slope_after_warm_mb_per_min": anon_slope, "fit_samples": len(tail), "fit_minutes": minutes,
         "flat_threshold_mb_per_min": threshold, "flat": slope is not None and slope <= threshold,
         "answered_per_min_after_warm": answered_per_min,
     }
@@ -75,6 +76,18 @@ def summarise(samples: list[dict], warm_s: float, *, upload_kb: float | None = N
         out["slope_if_every_upload_leaked_mb_per_min"] = answered_per_min * upload_kb / 1024
         out["would_catch_an_upload_leak"] = out["slope_if_every_upload_leaked_mb_per_min"] > threshold
     return out
+
+
+def fit(samples: list[dict], key: str) -> tuple[float | None, float | None]:
+    """Least-squares slope of ``key`` against time in MB/min, and its standard error (how much
+    of the slope the spread of the samples alone could make); None without 3 samples."""
+    if len(samples) < 3 or samples[-1]["t_s"] <= samples[0]["t_s"]:
+        return None, None
+    x, y = [s["t_s"] / 60 for s in samples], [s[key] for s in samples]
+    line = statistics.linear_regression(x, y)
+    residual = sum((b - (line.intercept + line.slope * a)) ** 2 for a, b in zip(x, y)) / (len(x) - 2)
+    spread = sum((a - statistics.fmean(x)) ** 2 for a in x)
+    return line.slope, (residual / spread) ** 0.5
 
 
 def soak(url: str, pid: int, *, clients: int, seconds: float, every_s: float) -> tuple[list[dict], dict]:
@@ -85,8 +98,10 @@ def soak(url: str, pid: int, *, clients: int, seconds: float, every_s: float) ->
     t0 = time.perf_counter()
 
     def take() -> None:
+        # RSS, and its anonymous part (heap, arenas: where a leak shows) apart from file pages
+        # (libraries and weights paged in as code paths are first used)
         samples.append({"t_s": round(time.perf_counter() - t0, 2), "rss_mb": round(tree_rss_kb(pid) / 1024, 1),
-                        "answered": answered[0]})
+                        "anon_mb": round(tree_rss_kb(pid, "RssAnon") / 1024, 1), "answered": answered[0]})
 
     def sampler() -> None:
         while not stop.wait(every_s):
@@ -117,7 +132,7 @@ def main(argv: list[str] | None = None) -> dict:
                    help="offline: the embedded default drafter; blip: the benchmark's random-weight BLIP")
     p.add_argument("--seconds", type=float, default=300.0, help="how long the load lasts")
     p.add_argument("--clients", type=int, default=16)
-    p.add_argument("--every-s", type=float, default=5.0, help="seconds between RSS samples")
+    p.add_argument("--every-s", type=float, default=2.0, help="seconds between RSS samples")
     p.add_argument("--warm-s", type=float, default=60.0, help="the slope is fitted from here to the end")
     p.add_argument("--trace-memory", action="store_true", help="run the server under tracemalloc (slow)")
     p.add_argument("--device", default="cpu", help="blip only: cpu or cuda")

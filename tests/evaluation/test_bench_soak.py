@@ -23,6 +23,8 @@ def test_a_short_soak_samples_rss_over_the_whole_load_and_gives_a_verdict(tmp_pa
     assert samples[-1]["answered"] == load["ok"] > 0 and load["statuses"] == {"200": load["ok"]}
     assert all(s["rss_mb"] > 50 for s in samples)  # the server's real process tree, model loaded
     assert isinstance(summary["slope_after_warm_mb_per_min"], float) and isinstance(summary["flat"], bool)
+    assert isinstance(summary["anon_slope_after_warm_mb_per_min"], float)
+    assert all(0 < s["anon_mb"] <= s["rss_mb"] for s in samples)
     assert summary["flat_threshold_mb_per_min"] >= bench_soak.FLAT_FLOOR_MB_PER_MIN
     assert summary["rss_start_mb"] == samples[0]["rss_mb"] and summary["rss_end_mb"] == samples[-1]["rss_mb"]
     assert 1.5 <= summary["warm_at_s"] <= 2.5
@@ -37,6 +39,7 @@ def test_the_verdict_calls_a_steady_server_flat_and_a_leaking_one_not():
 
     steady = bench_soak.summarise(series(0.0, 4.0), 60)
     assert steady["flat"] and abs(steady["slope_after_warm_mb_per_min"]) < 1
+    assert 0 < steady["slope_stderr_mb_per_min"] < 1
     assert steady["flat_threshold_mb_per_min"] == pytest.approx(5.0, abs=0.05)  # 0.5 % of ~1000 MB a minute
     leaking = bench_soak.summarise(series(12.0, 4.0), 60, upload_kb=128)
     assert not leaking["flat"] and leaking["slope_after_warm_mb_per_min"] == pytest.approx(12.0, abs=0.5)
