@@ -11,10 +11,13 @@ The README says so too.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 
+import numpy as np
 from PIL import Image
 
 from models.base import Capabilities, Drafter
@@ -46,12 +49,27 @@ class OfflineDrafter(Drafter):
     # Templates over evidence take no prompt: page text cannot steer this backend.
     capabilities = Capabilities(takes_hints=False, batch_size=8, device="cpu")
 
-    def __init__(self, *, read_text: bool = True, count_faces: bool = True) -> None:
+    def __init__(self, *, read_text: bool = True, count_faces: bool = True, workers: int | None = None,
+                 text_gate: bool = True, detector_engine: str = "onnx") -> None:
+        """``workers``: images (and components) drafted at once, each on one thread; by
+        default one per usable core. ``workers=0`` is the old path: one image after the
+        other, each component with its own library's thread pool. ``text_gate``: run the
+        full text reader only where a cheap check on a small copy finds text. ``detector_engine``:
+        "onnx" (the object detector's network on ONNX Runtime) or "opencv" (as before)."""
         # yuface and onnxruntime start one OpenMP thread per core unless told otherwise.
         os.environ.setdefault("OMP_NUM_THREADS", str(min(4, os.cpu_count() or 1)))
         self.read_text = read_text
         self.count_faces = count_faces
+        self.workers = usable_cores() if workers is None else workers
+        self.text_gate = text_gate
+        self.detector_engine = detector_engine
         self._model = ModelRef(id=MODEL_ID, revision=_revision(), backend="offline")
+        self._pool_lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        # OpenCV's Net keeps its input and buffers in the object and RapidOCR keeps per-call
+        # state in its detector, so each worker thread has its own reader (and its own
+        # detector on the OpenCV engine).
+        self._local = threading.local()
 
     @property
     def model(self) -> ModelRef:
@@ -67,13 +85,15 @@ class OfflineDrafter(Drafter):
     def detector(self):
         from models.offline.detector import ObjectDetector
 
-        return ObjectDetector()
+        # With workers, each image's detection runs on one thread: OpenCV's own pool
+        # would add a second team of busy threads on the same cores.
+        return ObjectDetector(threads=1 if self.workers else None, engine=self.detector_engine)
 
     @cached_property
     def reader(self):
         from models.offline.ocr import TextReader
 
-        return TextReader()
+        return TextReader(threads=1 if self.workers else -1, gate=self.text_gate)
 
     @cached_property
     def face_counter(self):
@@ -82,8 +102,39 @@ class OfflineDrafter(Drafter):
         return FaceCounter()
 
     def warm_up(self) -> None:
-        """Load every component now (the service calls this before reporting ready)."""
-        self.draft([Image.new("RGB", (64, 64), "white")])
+        """Load every component now, in every worker thread too (the service calls this
+        before reporting ready)."""
+        self.draft([Image.new("RGB", (64, 64), "white")] * max(1, self.workers))
+
+    def _worker_pool(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                from models.offline.faces import single_threaded_openmp
+
+                self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="alttext-offline",
+                                                initializer=single_threaded_openmp)
+            return self._pool
+
+    def _own(self, name: str):
+        """This worker thread's own ``detector`` or ``reader`` (built on its first use)."""
+        if not hasattr(self._local, name):
+            setattr(self._local, name, type(self).__dict__[name].func(self))
+        return getattr(self._local, name)
+
+    def _objects_and_faces(self, image: Image.Image, rgb: np.ndarray) -> tuple[list, list | None]:
+        """Detections, then faces only where no person was detected: the face count is used
+        only then (a face stands in for a person the detector missed), so it is not
+        measured otherwise and ``Evidence.faces`` says None."""
+        # ONNX Runtime sessions take concurrent calls; OpenCV's Net does not
+        detector = self.detector if self.detector_engine == "onnx" else self._own("detector")
+        found = detector.detect(image, rgb)
+        faces = None
+        if self.count_faces and not any(name == "person" for name, _, _ in found):
+            faces = self.face_counter.faces(image, rgb)
+        return found, faces
+
+    def _text(self, image: Image.Image, rgb: np.ndarray) -> list:
+        return self._own("reader").read(image, rgb) if self.read_text else []
 
     def draft(self, images: Sequence[Image.Image], hints: Sequence[str | None] | None = None) -> list[Draft]:
         # Page text is ignored: templates over evidence take no prompt, so nothing
@@ -92,17 +143,37 @@ class OfflineDrafter(Drafter):
             return []
         start = time.perf_counter()
         labels = self.classifier.classify(images)
-        results = []
-        for image, image_labels in zip(images, labels):
-            found = self.detector.detect(image)
-            lines = self.reader.read(image) if self.read_text else []
-            faces = self.face_counter.faces(image) if self.count_faces else None
-            results.append(describe(image, image_labels, found, lines, faces))
+        if self.workers:
+            # One array per image, shared by the components; each image's objects (and
+            # faces) and its text are two tasks, so even one image keeps two cores busy.
+            pool = self._worker_pool()
+            arrays = [np.asarray(image) for image in images]
+            seen = [pool.submit(self._objects_and_faces, im, rgb) for im, rgb in zip(images, arrays)]
+            read = [pool.submit(self._text, im, rgb) for im, rgb in zip(images, arrays)]
+            results = []
+            for image, image_labels, objects_and_faces, text in zip(images, labels, seen, read):
+                found, faces = objects_and_faces.result()
+                results.append(describe(image, image_labels, found, text.result(), faces))
+        else:
+            results = []
+            for image, image_labels in zip(images, labels):
+                found = self.detector.detect(image)
+                lines = self.reader.read(image) if self.read_text else []
+                faces = self.face_counter.faces(image) if self.count_faces else None
+                results.append(describe(image, image_labels, found, lines, faces))
         per_image_ms = (time.perf_counter() - start) * 1000 / len(images)
         return [
             Draft(text=s, confidence=c, evidence=e, model=self._model, latency_ms=round(per_image_ms, 2))
             for s, c, e in results
         ]
+
+
+def usable_cores() -> int:
+    """CPUs this process may run on (its affinity mask, which containers and taskset narrow)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def describe(image: Image.Image, labels: list, found: list, lines: list, faces: list | None) -> tuple[str, float, Evidence]:

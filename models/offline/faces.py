@@ -12,10 +12,31 @@ class FaceCounter:
         self._detect = yuface.detect
         self.min_score = min_score
 
-    def faces(self, image: Image.Image) -> list[tuple[float, float]]:
-        """(score, share of the image area) for each face found."""
-        bgr = np.ascontiguousarray(np.asarray(image)[:, :, ::-1])
+    def faces(self, image: Image.Image, rgb: np.ndarray | None = None) -> list[tuple[float, float]]:
+        """(score, share of the image area) for each face found. ``rgb``: the image as an
+        array, when the caller has it already."""
+        rgb = np.asarray(image) if rgb is None else rgb
+        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
         confs, boxes, _ = self._detect(bgr, conf=self.min_score)
-        area = float(image.width * image.height)
+        area = float(rgb.shape[0] * rgb.shape[1])
         # yuface reports confidence as a 0-100 integer
         return [(float(c) / 100.0, float(b[2]) * float(b[3]) / area) for c, b in zip(confs, boxes)]
+
+
+def single_threaded_openmp() -> None:
+    """One OpenMP thread for yuface's calls from the calling thread.
+
+    yuface brings its own copy of libgomp, which otherwise starts a team of
+    ``OMP_NUM_THREADS`` threads for every calling thread: with one image per core in
+    flight that would be twice as many busy threads as cores. The setting is per thread
+    (OpenMP's nthreads-var), so each of the drafter's worker threads calls this once.
+    """
+    import ctypes
+    from importlib.util import find_spec
+    from pathlib import Path
+
+    spec = find_spec("yuface")
+    if spec is None or spec.origin is None:
+        return
+    for lib in (Path(spec.origin).parent.parent / "yuface.libs").glob("libgomp*.so*"):
+        ctypes.CDLL(str(lib)).omp_set_num_threads(1)
