@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cached_property
 
 import numpy as np
@@ -50,19 +50,22 @@ class OfflineDrafter(Drafter):
     capabilities = Capabilities(takes_hints=False, batch_size=8, device="cpu")
 
     def __init__(self, *, read_text: bool = True, count_faces: bool = True, workers: int | None = None,
-                 text_gate: bool = True, detector_engine: str = "onnx") -> None:
+                 text_gate: bool = True, engine: str = "onnx") -> None:
         """``workers``: images (and components) drafted at once, each on one thread; by
         default one per usable core. ``workers=0`` is the old path: one image after the
         other, each component with its own library's thread pool. ``text_gate``: run the
-        full text reader only where a cheap check on a small copy finds text. ``detector_engine``:
-        "onnx" (the object detector's network on ONNX Runtime) or "opencv" (as before)."""
+        full text reader only where a cheap check on a small copy finds text. ``engine``: "onnx"
+        (the object detector's and the classifier's networks on ONNX Runtime) or "classic" (as
+        before: the detector on OpenCV's DNN module, the classifier in torch)."""
         # yuface and onnxruntime start one OpenMP thread per core unless told otherwise.
         os.environ.setdefault("OMP_NUM_THREADS", str(min(4, os.cpu_count() or 1)))
         self.read_text = read_text
         self.count_faces = count_faces
         self.workers = usable_cores() if workers is None else workers
         self.text_gate = text_gate
-        self.detector_engine = detector_engine
+        if engine not in ("onnx", "classic"):
+            raise ValueError(f"unknown offline engine {engine!r}: 'onnx' or 'classic'")
+        self.engine = engine
         self._model = ModelRef(id=MODEL_ID, revision=_revision(), backend="offline")
         self._pool_lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
@@ -79,7 +82,10 @@ class OfflineDrafter(Drafter):
     def classifier(self):
         from models.offline.classifier import ImageClassifier
 
-        return ImageClassifier()
+        # With workers each image is classified on its worker (one ONNX Runtime thread); the
+        # old path batches the images through torch with its own thread pool.
+        return ImageClassifier(engine="onnx" if self.engine == "onnx" else "torch",
+                               threads=1 if self.workers else None)
 
     @cached_property
     def detector(self):
@@ -87,7 +93,7 @@ class OfflineDrafter(Drafter):
 
         # With workers, each image's detection runs on one thread: OpenCV's own pool
         # would add a second team of busy threads on the same cores.
-        return ObjectDetector(threads=1 if self.workers else None, engine=self.detector_engine)
+        return ObjectDetector(threads=1 if self.workers else None, engine="onnx" if self.engine == "onnx" else "opencv")
 
     @cached_property
     def reader(self):
@@ -121,20 +127,26 @@ class OfflineDrafter(Drafter):
             setattr(self._local, name, type(self).__dict__[name].func(self))
         return getattr(self._local, name)
 
-    def _objects_and_faces(self, image: Image.Image, rgb: np.ndarray) -> tuple[list, list | None]:
-        """Detections, then faces only where no person was detected: the face count is used
-        only then (a face stands in for a person the detector missed), so it is not
-        measured otherwise and ``Evidence.faces`` says None."""
+    def _objects_and_faces(self, image: Image.Image, rgb: np.ndarray) -> tuple[list, list, list | None]:
+        """ImageNet classes and detections, then faces only where no person was detected: the
+        face count is used only then (a face stands in for a person the detector missed), so
+        it is not measured otherwise and ``Evidence.faces`` says None."""
+        labels = self.classifier.classify([image])[0]
         # ONNX Runtime sessions take concurrent calls; OpenCV's Net does not
-        detector = self.detector if self.detector_engine == "onnx" else self._own("detector")
+        detector = self.detector if self.engine == "onnx" else self._own("detector")
         found = detector.detect(image, rgb)
         faces = None
         if self.count_faces and not any(name == "person" for name, _, _ in found):
             faces = self.face_counter.faces(image, rgb)
-        return found, faces
+        return labels, found, faces
 
     def _text(self, image: Image.Image, rgb: np.ndarray) -> list:
         return self._own("reader").read(image, rgb) if self.read_text else []
+
+    @staticmethod
+    def _compose(image: Image.Image, seen: Future, read: Future) -> tuple[str, float, Evidence]:
+        labels, found, faces = seen.result()
+        return describe(image, labels, found, read.result(), faces)
 
     def draft(self, images: Sequence[Image.Image], hints: Sequence[str | None] | None = None) -> list[Draft]:
         # Page text is ignored: templates over evidence take no prompt, so nothing
@@ -142,21 +154,20 @@ class OfflineDrafter(Drafter):
         if not images:
             return []
         start = time.perf_counter()
-        labels = self.classifier.classify(images)
         if self.workers:
-            # One array per image, shared by the components; each image's objects (and
-            # faces) and its text are two tasks, so even one image keeps two cores busy.
+            # One array per image, shared by the components; each image's classes, objects
+            # (and faces) and its text are two tasks, so even one image keeps two cores busy;
+            # the sentence is composed on a worker too, once both are in (the queue is
+            # first in, first out, so those tasks are running or done by then).
             pool = self._worker_pool()
             arrays = [np.asarray(image) for image in images]
             seen = [pool.submit(self._objects_and_faces, im, rgb) for im, rgb in zip(images, arrays)]
             read = [pool.submit(self._text, im, rgb) for im, rgb in zip(images, arrays)]
-            results = []
-            for image, image_labels, objects_and_faces, text in zip(images, labels, seen, read):
-                found, faces = objects_and_faces.result()
-                results.append(describe(image, image_labels, found, text.result(), faces))
+            composed = [pool.submit(self._compose, *job) for job in zip(images, seen, read)]
+            results = [c.result() for c in composed]
         else:
             results = []
-            for image, image_labels in zip(images, labels):
+            for image, image_labels in zip(images, self.classifier.classify(images)):
                 found = self.detector.detect(image)
                 lines = self.reader.read(image) if self.read_text else []
                 faces = self.face_counter.faces(image) if self.count_faces else None

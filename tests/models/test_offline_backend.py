@@ -103,7 +103,7 @@ def test_parallel_gated_drafts_equal_the_sequential_ungated_path(offline_drafter
 
     ids = sorted(coco_references())
     images = [coco_fixture(i) for i in ids] + [text_image(["OPEN 24 HOURS"])]
-    sequential = OfflineDrafter(workers=0, text_gate=False, detector_engine="opencv").draft(images)
+    sequential = OfflineDrafter(workers=0, text_gate=False, engine="classic").draft(images)
     parallel = OfflineDrafter(workers=2).draft(images)  # with the ONNX Runtime detector
     assert [d.text for d in parallel] == [d.text for d in sequential]
     # faces are counted only where no person is detected (the only case the count is used)
