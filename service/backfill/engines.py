@@ -88,6 +88,10 @@ class DraftMemo:
         new, self.new = self.new, {}
         return new
 
+    def recall_from(self, lookup) -> None:
+        """Ask ``lookup`` (keys -> {key: draft json}) for keys not in memory, unless one is set."""
+        self._lookup = self._lookup or lookup
+
 
 class _MemoDrafter(WrappingDrafter):
     """Hands describe_batch remembered drafts and drafts only the images it has not seen
@@ -157,6 +161,11 @@ class LocalEngine:
 
     def take_drafts(self) -> dict[str, str]:
         return self.memo.take_new()
+
+    def recall(self, lookup) -> None:
+        """Reuse drafts an earlier run of this backfill kept in its checkpoint (after a resume,
+        a copy of an image done before is not drafted again)."""
+        self.memo.recall_from(lookup)
 
     def close(self) -> None:
         pass
@@ -253,6 +262,9 @@ class ServerEngine:
 
     def take_drafts(self) -> dict[str, str]:
         return {}
+
+    def recall(self, lookup) -> None:
+        """The server keeps its own result cache; nothing to reuse here."""
 
     def close(self) -> None:
         self.client.close()

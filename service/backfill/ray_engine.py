@@ -134,6 +134,10 @@ class RayEngine:
     def take_drafts(self) -> dict[str, str]:
         return self.ray.get(self.shared.take_new.remote())  # into the checkpoint, as the local engine's
 
+    def recall(self, lookup) -> None:
+        """The checkpoint lives with the driver, out of the workers' reach: a resumed Ray run
+        drafts copies of images done before it again (once, then shares them)."""
+
     def close(self) -> None:
         for actor in [*self.actors, self.shared]:
             self.ray.kill(actor)

@@ -15,7 +15,9 @@ import pytest
 from PIL import Image
 
 from service.backfill.store import CheckpointMismatch
-from tests.support.backfill import backfill, distinct_images, read_rows
+from models.base import WrappingDrafter
+from models.debug import DebugDrafter
+from tests.support.backfill import backfill, distinct_images, read_rows, write_images
 
 WORKER = Path(__file__).resolve().parents[1] / "support" / "backfill_worker.py"
 
@@ -90,6 +92,37 @@ def test_a_finished_run_resumes_to_nothing_and_a_lost_output_is_rebuilt(tmp_path
         fh.write(b"img-9999.png,/x,")
     _, repaired, _ = backfill(tmp_path / "imgs", out)
     assert repaired == first
+
+
+class StopAtCall(WrappingDrafter):
+    """Stops the run (as Ctrl-C would) when the model is called the ``n``-th time."""
+
+    def __init__(self, inner, n: int) -> None:
+        super().__init__(inner)
+        self.n = n
+
+    def draft(self, images, hints=None):
+        self.n -= 1
+        if self.n == 0:
+            raise KeyboardInterrupt("stopped")
+        return self.inner.draft(images, hints)
+
+
+def test_after_a_resume_copies_of_images_done_before_are_not_drafted_again(tmp_path):
+    colours = ["red", "blue", "green", "yellow", "grey", "black"]
+    write_images(tmp_path / "imgs", {**{f"a-{i}.png": c for i, c in enumerate(colours)},
+                                     **{f"b-{i}.png": c for i, c in enumerate(colours[:5])}, "c-0.png": "purple"})
+    out = tmp_path / "out.jsonl"
+    # Chunk one (a-*) is drafted and committed; chunk two (copies b-* and a new c-0) stops at
+    # the model call for c-0, before it is committed.
+    with pytest.raises(KeyboardInterrupt):
+        backfill(tmp_path / "imgs", out, drafter=StopAtCall(DebugDrafter(), 2), batch_size=6)
+    assert len(read_rows(out)) == 6
+    # The resumed run takes the copies' drafts from the checkpoint: only c-0 goes to the model.
+    summary, rows, drafter = backfill(tmp_path / "imgs", out, batch_size=6)
+    assert drafter.images == 1 and summary.new == 6 and len(rows) == 12
+    _, fresh, _ = backfill(tmp_path / "imgs", tmp_path / "fresh.jsonl", batch_size=6)
+    assert rows == fresh
 
 
 def test_a_changed_source_or_another_model_is_not_silently_mixed_in(tmp_path):
