@@ -10,12 +10,14 @@ The README says so too.
 """
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cached_property
+from importlib.util import find_spec
 
 import numpy as np
 from PIL import Image
@@ -67,6 +69,13 @@ class OfflineDrafter(Drafter):
         self.text_gate = text_gate
         if engine not in ("onnx", "classic"):
             raise ValueError(f"unknown offline engine {engine!r}: 'onnx' or 'classic'")
+        if engine == "onnx" and find_spec("onnx") is None:
+            # The same drafts either way, only slower: an environment set up before onnx
+            # became a dependency keeps working until scripts/setup.sh runs again.
+            logging.getLogger(__name__).warning(
+                "the onnx package is not installed (run scripts/setup.sh): the offline drafter's detector "
+                "and classifier run on OpenCV and torch instead of ONNX Runtime, about 2x slower")
+            engine = "classic"
         self.engine = engine
         self._model = ModelRef(id=MODEL_ID, revision=_revision(), backend="offline")
         self._pool_lock = threading.Lock()

@@ -154,3 +154,15 @@ def test_each_library_runs_one_thread_per_worker(offline_drafter):
     assert reader.engine.text_det.infer.session.get_session_options().intra_op_num_threads == 1
     [libgomp] = (Path(find_spec("yuface").origin).parent.parent / "yuface.libs").glob("libgomp*.so*")
     assert pool.submit(lambda: ctypes.CDLL(str(libgomp)).omp_get_max_threads()).result() == 1
+
+
+def test_without_onnx_the_drafter_falls_back_to_the_classic_engine(monkeypatch, caplog):
+    import models.offline.backend as backend
+
+    real = backend.find_spec
+    monkeypatch.setattr(backend, "find_spec", lambda name: None if name == "onnx" else real(name))
+    drafter = backend.OfflineDrafter()
+    assert drafter.engine == "classic"
+    assert "onnx package is not installed" in caplog.text
+    with pytest.raises(ValueError, match="unknown offline engine"):
+        backend.OfflineDrafter(engine="tensorflow")
