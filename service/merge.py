@@ -24,7 +24,7 @@ from service.page import PageContext
 from service.result import AltResult, Source
 from service.text import containment, content_words, fit, lower_first, sanitise, sentences, strip_credits, upper_first
 
-POLICY_VERSION = "2026-12-01.3"  # part of the cache key: bump when output for the same input changes
+POLICY_VERSION = "2026-12-01.4"  # part of the cache key: bump when output for the same input changes
 DRAFT_LANGUAGE = "en"  # what a draft that does not say is written in (captioners write English only)
 CAPTION_CONFIDENCE = 0.7  # a human wrote the caption, but it may not describe the picture
 
@@ -179,6 +179,59 @@ def _visual_addition(sentence: str, draft: Draft) -> str | None:
     if not set(content_words(sentence)) - _GENERIC:
         return None
     return polish(sentence)
+
+
+_IMAGE_KINDS = frozenset("""map chart graph diagram plot photo photograph painting drawing portrait illustration
+screenshot logo poster cover print engraving sketch scan document figure""".split())
+
+
+def _caption_medium(medium: str | None, subject: str) -> str | None:
+    """The draft's medium worth saying before a visible caption's subject: not when the
+    caption already says what kind of image it is (a person's word beats a pixel guess), and not
+    "Black-and-white photograph" (a photo's colour is seldom what a reader needs, and from pixels
+    alone it calls prints, drawings and scans photographs)."""
+    if not medium or medium == "Black-and-white photograph" or set(content_words(subject)) & _IMAGE_KINDS:
+        return None
+    return medium
+
+
+def _lead(medium: str | None, subject: str) -> str:
+    """The caption's subject as the alt's first sentence, after the draft's medium if any."""
+    medium = _caption_medium(medium, subject)
+    return f"{medium}: {lower_first(subject)}." if medium else f"{upper_first(subject)}."
+
+
+# Words that make a draft sentence more than one bare thing: a relation, a setting, a second thing.
+_RELATION = frozenset("""on in at by with under over near beside behind front next holding riding sitting standing
+lying carrying and or""".split())
+_DETERMINER = re.compile(r"^(?:an?|the|one|two|three|four|five|six|seven|eight|nine|ten|several|many|some|"
+                         r"(?:a|two|three) (?:group|pair|herd|flock|crowd|couple|row|set|pile|stack)s? of)\s+")
+_PEOPLE = frozenset("person people persons man men woman women crowd".split())
+
+
+def _lone_thing(sentence: str) -> str | None:
+    """The noun of a draft sentence that names one kind of thing and nothing more ("A brown
+    clock.", "Three vases.", "A group of people."): no setting, relation or second thing.
+    None for anything richer."""
+    body = _DETERMINER.sub("", sentence.strip().rstrip(".").lower())
+    words = re.findall(r"[\w-]+", body)
+    if not words or len(words) > 3 or any(w in _RELATION for w in words):
+        return None
+    return words[-1]
+
+
+def _complements(addition: str, subject: str, nlp_mode: str) -> bool:
+    """Does a draft sentence add anything to the caption's subject? A lone thing beside a
+    subject that already says what kind of thing it is ("100 ruble gold coin") is the same thing
+    named again, less well or wrongly ("A brown clock."); lone people only count them. A setting, a relation or a second thing adds; so does a lone thing beside a bare
+    name ("Milo and Luna. Two cats."), which says what kind of thing the name is."""
+    thing = _lone_thing(addition)
+    if thing is None:
+        return True
+    if thing in _PEOPLE:
+        return False  # "A person." says only that someone is there; the caption says who or what
+    return not ner.names_a_kind(subject, nlp_mode)
+
 
 
 _MEDIA = ("Black-and-white photograph", "Chart", "Logo", "Illustration", "Screenshot", "Diagram", "Map", "Document")
@@ -344,20 +397,29 @@ def _informative(draft: Draft, page: PageContext, caption: str, medium: str | No
         confidence = max(CAPTION_CONFIDENCE, draft.confidence)
         return _Out(alt, source, confidence, ["truncated"] if cut else [])
 
-    if caption and not name:
-        # A visible caption: name who or what the picture is of (a whole noun phrase from the
-        # caption), then in a sentence of its own what the draft adds, if it can be trusted.
+    if caption and name:
+        # One person seen and one named: the draft's sentence with that name in it, without
+        # text read from the photo. When all it says is the name, the caption's own fuller
+        # phrase ("Sir Henry Clinton in 1777") says it better.
         subject = caption_subject(caption, nlp_mode)
-        named = [e for e in ner.find_entities(subject, nlp_mode) if e.kind == "person"] if subject else []
-        if named and (len(named) != 1 or _people_seen(draft) != 1):
-            subject = None  # a person's name only when one person is seen and one is named
+        sentence = _visual_addition(rest, draft)
+        if subject and name.lower() in subject.lower() and (not sentence or _lone_thing(sentence)):
+            text = _lead(draft_medium, subject)
+        elif sentence:
+            medium = _caption_medium(draft_medium, subject or "")
+            text = f"{medium}: {lower_first(sentence)}" if medium else upper_first(sentence)
+    elif caption:
+        # A visible caption: name who or what the picture is of (a whole noun phrase from the
+        # caption: it is what the figure shows, so naming it is safe, even a person's name; what
+        # is never done is giving that name to one of the people detected), then in a sentence of
+        # its own what the draft adds, if it can be trusted and says something the subject does not.
+        subject = caption_subject(caption, nlp_mode)
         if subject and containment(subject, text) < 0.5:
-            lead = f"{draft_medium}: {lower_first(subject)}." if draft_medium else f"{upper_first(subject)}."
             addition = _visual_addition(rest, draft)
-            if addition and _trusted(draft) and containment(addition, caption) < 0.8:
-                text = f"{lead} {addition}"
-            else:
-                text = lead  # an unsure object is never stated as fact beside a caption
+            text = _lead(draft_medium, subject)
+            if (addition and _trusted(draft) and containment(addition, caption) < 0.8
+                    and _complements(addition, subject, nlp_mode)):
+                text = f"{text} {addition}"  # an unsure object is never stated as fact beside a caption
             source = "merged"
         elif not _trusted(draft):
             # No subject to name and nothing trustworthy to add: say only what kind of image it

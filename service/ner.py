@@ -160,3 +160,19 @@ def _phrase(head, dropped: frozenset) -> list:
         keep.append(token)
         stack.extend(c for c in token.children if c.dep_ not in dropped)
     return sorted(keep, key=lambda t: t.i)
+
+
+def names_a_kind(phrase: str, mode: str = "auto") -> bool:
+    """Does the phrase say what kind of thing its subject is ("100 ruble gold coin",
+    "Toowoomba netball team"), rather than only name it ("USS Texas", "Milo and Luna")?
+    True when the head of the phrase is a common noun. Without spaCy only names are found
+    as subjects, so the answer is False."""
+    if not phrase or backend(mode) != "spacy":
+        return False
+    for text in (phrase, phrase[:1].lower() + phrase[1:]):
+        # A title's first word is capitalised only because it leads ("Flagpole on Fortress
+        # Sint Pieter"): the tagger then takes it for a name, so it gets a second reading.
+        root = next((t for t in _spacy()(text) if t.dep_ == "ROOT"), None)
+        if root is not None and root.pos_ == "NOUN" and (text is phrase or root.i == 0):
+            return True
+    return False

@@ -105,8 +105,19 @@ def test_vlm_sentence_with_one_person_is_grounded():
     ],
 )
 def test_no_name_without_agreeing_evidence(d, caption):
+    # A visible caption's subject may be named (it is what the figure shows), but never put in
+    # place of a person the drafter saw: the draft's own sentence stays unnamed.
+    from service.merge import caption_subject
+
     result = merge(d, PageContext(caption=caption))
-    assert "Macron" not in result.alt and "Obama" not in result.alt and "Biden" not in result.alt
+    subject = caption_subject(caption, "auto")
+    lead, _, rest = result.alt.partition(". ")
+    assert lead == subject or (lead + ".") == result.alt == f"{subject}."
+    for name in ("Macron", "Obama", "Biden"):
+        assert name not in rest
+    assert rest in ("", polish(d.text))
+    hidden = merge(d, PageContext(caption=caption, caption_visible=False))
+    assert not re.search(r"(?:Macron|Obama|Biden) (?:and a|at a|talking|on a)", hidden.alt)
 
 
 def test_rules_mode_never_grounds_people():
@@ -145,7 +156,7 @@ def test_long_alt_is_cut_at_a_clause_within_budget():
 def test_complex_images_get_a_long_description():
     d = draft("Chart: bars.", kind="chart", text_in_image="Q1\nQ2\nQ3\nQ4")
     result = merge(d, PageContext(role="complex", caption="Sales by quarter, 2024", context="Sales rose all year."))
-    assert result.alt == "Chart: Sales by quarter. Bars."
+    assert result.alt == "Chart: Sales by quarter."  # "Bars." only names the chart's kind of thing again
     assert "Sales by quarter, 2024." in result.long_description
     assert "Q1 / Q2 / Q3 / Q4" in result.long_description
     assert "Sales rose all year." in result.long_description
@@ -319,11 +330,12 @@ def test_hidden_caption_adds_only_confident_visual_facts():
     ("caption", "alt"),
     [
         ("Milo and Luna guarding the front door", "Milo and Luna. Two cats."),
-        ("Personal belongings of the museum (1930-1978) on display", "Personal belongings of the museum. Two cats."),
-        # names a person while no person is seen: the safe rule drops it, even though it is right here
-        ("Personal belongings of Harvey Milk (1930-1978) on display", "Two cats."),
-        ("Sales by quarter, 2024", "Sales by quarter. Two cats."),
-        ("Fig. 3: Buildings in Richmond", "Buildings in Richmond. Two cats."),  # a figure number is a label
+        # a subject that says what kind of thing it is: a lone detected thing beside it adds nothing
+        ("Personal belongings of the museum (1930-1978) on display", "Personal belongings of the museum."),
+        # a name in the subject is what the figure shows: safe to say, given to no one seen
+        ("Personal belongings of Harvey Milk (1930-1978) on display", "Personal belongings of Harvey Milk."),
+        ("Sales by quarter, 2024", "Sales by quarter."),
+        ("Fig. 3: Buildings in Richmond", "Buildings in Richmond."),  # a figure number is a label
         ("NASA", "Two cats."),  # an abbreviation alone is not a subject
         ("The area where it happened", "Two cats."),  # nothing but a common noun and a clause
         ("He waves to the crowd", "Two cats."),  # a pronoun names nobody
@@ -331,6 +343,26 @@ def test_hidden_caption_adds_only_confident_visual_facts():
 )
 def test_visible_caption_subject_is_its_head_phrase(caption, alt):
     assert merge(draft("Two cats.", confidence=0.7), PageContext(caption=caption)).alt == alt
+
+
+@pytest.mark.parametrize(
+    ("caption", "d", "alt"),
+    [
+        # named people: the subject names them; a bare count of people adds nothing
+        ("Bhim Shamsher and his wife, 1910", draft("Two people.", people=2, confidence=0.9),
+         "Bhim Shamsher and his wife."),
+        # ... but a setting does, and no name is given to either person seen
+        ("Bhim Shamsher and his wife, 1910", draft("Two people on a stage.", people=2, confidence=0.9),
+         "Bhim Shamsher and his wife. Two people on a stage."),
+        # one seen, one named, and the draft says nothing else: the caption's fuller phrase
+        ("Sir Henry Clinton, commander-in-chief", draft("A person.", people=1, confidence=0.9), "Sir Henry Clinton."),
+        # one seen, one named, with a setting: the name in the draft's sentence, read text left out
+        ("Daniel Christian in November 2011", draft("A person at a baseball game, with the text “OWDOWN”.", people=1,
+                                                    confidence=0.9), "Daniel Christian at a baseball game."),
+    ],
+)
+def test_visible_caption_names_people_only_as_its_subject(caption, d, alt):
+    assert merge(d, PageContext(caption=caption)).alt == alt
 
 
 def test_language_mismatch_follows_the_drafts_language():
@@ -364,7 +396,11 @@ def test_seed_captions_beside_a_photo_never_give_fragments(row, d):
 
 def test_visible_caption_subject_then_what_the_draft_adds():
     page = PageContext(caption=SEED[1]["caption"])
-    assert merge(BIRDS, page).alt == "Members of NASA's Perseverance rover team. Two birds."
+    # a lone thing beside a subject that says what kind of thing it is (members: people) is the
+    # same thing misnamed or named again; a setting or relation adds to it
+    assert merge(BIRDS, page).alt == "Members of NASA's Perseverance rover team."
+    perched = BIRDS.model_copy(update={"text": "Two birds on a branch."})
+    assert merge(perched, page).alt == "Members of NASA's Perseverance rover team. Two birds on a branch."
     # nothing trustworthy to add: the subject alone, and an unsure object is never stated
     assert merge(draft("A wine glass.", confidence=0.3), page).alt == "Members of NASA's Perseverance rover team."
 
@@ -373,7 +409,7 @@ def test_out_of_domain_draft_is_never_stated_beside_a_caption():
     medal = Draft(text="Illustration: a wine glass.", confidence=0.9, model=MODEL, latency_ms=1.0,
                   evidence=Evidence(labels=[Label(name="wine glass", score=0.6)], kind="illustration", faces=0))
     result = merge(medal, PageContext(caption="Victoria Cross medal of Private John Smith, 1916"))
-    assert "wine glass" not in result.alt and result.alt == "Illustration."
+    assert "wine glass" not in result.alt and result.alt == "Illustration: Victoria Cross medal of Private John Smith."
     assert result.needs_review and "out_of_domain" in result.warnings
     hidden = merge(medal, PageContext(caption="Victoria Cross medal", caption_visible=False))
     assert "wine glass" not in hidden.alt and hidden.needs_review
