@@ -182,22 +182,23 @@ def _visual_addition(sentence: str, draft: Draft) -> str | None:
 
 
 _IMAGE_KINDS = frozenset("""map chart graph diagram plot photo photograph painting drawing portrait illustration
-screenshot logo poster cover print engraving sketch scan document figure""".split())
+screenshot logo poster cover print engraving sketch scan document figure image picture""".split())
 
 
-def _caption_medium(medium: str | None, subject: str) -> str | None:
-    """The draft's medium worth saying before a visible caption's subject: not when the
-    caption already says what kind of image it is (a person's word beats a pixel guess), and not
+def _caption_medium(medium: str | None, subject: str, draft: Draft) -> str | None:
+    """The draft's medium worth saying before a caption's subject: not when the caption
+    already says what kind of image it is (a person's word beats a pixel guess), not when the
+    draft is unsure (a guessed kind is stated as fact no more than a guessed object), and not
     "Black-and-white photograph" (a photo's colour is seldom what a reader needs, and from pixels
     alone it calls prints, drawings and scans photographs)."""
     if not medium or medium == "Black-and-white photograph" or set(content_words(subject)) & _IMAGE_KINDS:
         return None
-    return medium
+    return medium if _trusted(draft) else None
 
 
-def _lead(medium: str | None, subject: str) -> str:
+def _lead(medium: str | None, subject: str, draft: Draft) -> str:
     """The caption's subject as the alt's first sentence, after the draft's medium if any."""
-    medium = _caption_medium(medium, subject)
+    medium = _caption_medium(medium, subject, draft)
     return f"{medium}: {lower_first(subject)}." if medium else f"{upper_first(subject)}."
 
 
@@ -384,12 +385,18 @@ def _informative(draft: Draft, page: PageContext, caption: str, medium: str | No
         labelled = _FIGURE_LABEL.sub("", caption).strip()  # "Figure 4." is a label, not a fact
         facts = polish(sentences(labelled or caption)[0])
         if medium and medium not in ("photo", "photograph", "picture", "image"):
-            draft_medium = medium.capitalize()
-        if draft_medium and draft_medium.split()[-1].lower() not in facts.lower():
-            facts = f"{draft_medium}: {lower_first(facts)}"
+            lead = medium.capitalize()  # the page's own word for the kind of image
+            lead = lead if lead.split()[-1].lower() not in facts.lower() else None
+        else:
+            lead = _caption_medium(draft_medium, facts, draft)  # the same rule as beside a visible caption
+        if lead:
+            facts = f"{lead}: {lower_first(facts)}"
         alt, cut = fit(facts, budget)
         extra = _visual_addition(rest, draft)
-        adds = extra and containment(extra, facts) < 0.5 and _trusted(draft)
+        adds = (extra and containment(extra, facts) < 0.5 and _trusted(draft)
+                and _complements(extra, caption_subject(caption, nlp_mode) or facts, nlp_mode))
+        if adds and alt.endswith(")"):
+            alt += "."  # "... (1955)" ends a sentence before the draft's own begins
         if adds and len(alt) + 1 + len(extra) <= budget:
             alt, source = f"{alt} {extra}", "merged"
         else:
@@ -404,9 +411,9 @@ def _informative(draft: Draft, page: PageContext, caption: str, medium: str | No
         subject = caption_subject(caption, nlp_mode)
         sentence = _visual_addition(rest, draft)
         if subject and name.lower() in subject.lower() and (not sentence or _lone_thing(sentence)):
-            text = _lead(draft_medium, subject)
+            text = _lead(draft_medium, subject, draft)
         elif sentence:
-            medium = _caption_medium(draft_medium, subject or "")
+            medium = _caption_medium(draft_medium, subject or "", draft)
             text = f"{medium}: {lower_first(sentence)}" if medium else upper_first(sentence)
     elif caption:
         # A visible caption: name who or what the picture is of (a whole noun phrase from the
@@ -416,7 +423,7 @@ def _informative(draft: Draft, page: PageContext, caption: str, medium: str | No
         subject = caption_subject(caption, nlp_mode)
         if subject and containment(subject, text) < 0.5:
             addition = _visual_addition(rest, draft)
-            text = _lead(draft_medium, subject)
+            text = _lead(draft_medium, subject, draft)
             if (addition and _trusted(draft) and containment(addition, caption) < 0.8
                     and _complements(addition, subject, nlp_mode)):
                 text = f"{text} {addition}"  # an unsure object is never stated as fact beside a caption

@@ -409,7 +409,8 @@ def test_out_of_domain_draft_is_never_stated_beside_a_caption():
     medal = Draft(text="Illustration: a wine glass.", confidence=0.9, model=MODEL, latency_ms=1.0,
                   evidence=Evidence(labels=[Label(name="wine glass", score=0.6)], kind="illustration", faces=0))
     result = merge(medal, PageContext(caption="Victoria Cross medal of Private John Smith, 1916"))
-    assert "wine glass" not in result.alt and result.alt == "Illustration: Victoria Cross medal of Private John Smith."
+    # the subject is named; neither the guessed object nor the guessed kind is stated as fact
+    assert "wine glass" not in result.alt and result.alt == "Victoria Cross medal of Private John Smith."
     assert result.needs_review and "out_of_domain" in result.warnings
     hidden = merge(medal, PageContext(caption="Victoria Cross medal", caption_visible=False))
     assert "wine glass" not in hidden.alt and hidden.needs_review
