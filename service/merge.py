@@ -321,7 +321,7 @@ def merge(
         if page.role == "complex":
             out.long_description = _long_description(draft, caption, page.context or "")
 
-    if not out.alt and page.role in ("informative", "complex"):
+    if not out.alt and page.role in ("informative", "complex") and "redundant_with_caption" not in out.warnings:
         # Never empty for an informative image: a screen reader would read the file name.
         kind = draft.evidence.kind if draft.evidence.kind not in ("unknown", "photo") else "photograph"
         out.alt, out.review = f"{kind.capitalize()}.", True
@@ -421,8 +421,13 @@ def _informative(draft: Draft, page: PageContext, caption: str, medium: str | No
         # is never done is giving that name to one of the people detected), then in a sentence of
         # its own what the draft adds, if it can be trusted and says something the subject does not.
         subject = caption_subject(caption, nlp_mode)
+        addition = _visual_addition(rest, draft)
+        if page.role == "informative" and addition and _trusted(draft) and containment(addition, caption) >= 0.8:
+            # All the drafter can vouch for is already in the caption ("Two bears." beside "Two bears
+            # in the grass"): the image is redundant with real text nearby, and the W3C alt decision
+            # tree asks for an empty alt, so a screen reader does not say the caption twice.
+            return _Out("", "caption", draft.confidence, ["redundant_with_caption"])
         if subject and containment(subject, text) < 0.5:
-            addition = _visual_addition(rest, draft)
             text = _lead(draft_medium, subject, draft)
             if (addition and _trusted(draft) and containment(addition, caption) < 0.8
                     and _complements(addition, subject, nlp_mode)):

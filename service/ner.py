@@ -169,9 +169,13 @@ def names_a_kind(phrase: str, mode: str = "auto") -> bool:
     as subjects, so the answer is False."""
     if not phrase or backend(mode) != "spacy":
         return False
-    for text in (phrase, phrase[:1].lower() + phrase[1:]):
+    readings = [phrase]
+    if " " in phrase:
         # A title's first word is capitalised only because it leads ("Flagpole on Fortress
-        # Sint Pieter"): the tagger then takes it for a name, so it gets a second reading.
+        # Sint Pieter"): the tagger then takes it for a name, so it gets a second reading. A
+        # one-word subject ("Yellowstone") is read as the caption wrote it.
+        readings.append(phrase[:1].lower() + phrase[1:])
+    for text in readings:
         root = next((t for t in _spacy()(text) if t.dep_ == "ROOT"), None)
         if root is not None and root.pos_ == "NOUN" and (text is phrase or root.i == 0):
             return True
