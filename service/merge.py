@@ -227,8 +227,8 @@ def _complements(addition: str, subject: str, nlp_mode: str) -> bool:
     named again, less well or wrongly ("A brown clock."); lone people only count them. A setting, a relation or a second thing adds; so does a lone thing beside a bare
     name ("Milo and Luna. Two cats."), which says what kind of thing the name is."""
     thing = _lone_thing(addition)
-    if thing is None:
-        return True
+    if thing is None or thing in _GENERIC:
+        return True  # richer than one thing, or about the image itself ("A mostly blue image.")
     if thing in _PEOPLE:
         return False  # "A person." says only that someone is there; the caption says who or what
     return not ner.names_a_kind(subject, nlp_mode)
@@ -383,7 +383,7 @@ def _informative(draft: Draft, page: PageContext, caption: str, medium: str | No
     if caption and not page.caption_visible:
         # Nobody sees the caption: the alt carries its key facts, then what the draft adds.
         labelled = _FIGURE_LABEL.sub("", caption).strip()  # "Figure 4." is a label, not a fact
-        facts = polish(sentences(labelled or caption)[0])
+        facts = _lead_sentences(labelled or caption, budget)
         if medium and medium not in ("photo", "photograph", "picture", "image"):
             lead = medium.capitalize()  # the page's own word for the kind of image
             lead = lead if lead.split()[-1].lower() not in facts.lower() else None
@@ -439,6 +439,19 @@ def _informative(draft: Draft, page: PageContext, caption: str, medium: str | No
             text, source = f"{draft_medium or 'Photograph'}.", "draft"
     alt, cut = fit(text, budget)
     return _Out(alt, source, confidence, ["truncated"] if cut else [])
+
+
+def _lead_sentences(caption: str, budget: int) -> str:
+    """A hidden caption's facts: as many of its sentences, from the first, as fit the budget
+    whole (all of a short caption), and at least the first (cut to fit later)."""
+    parts = sentences(caption)
+    facts = polish(parts[0])
+    for part in parts[1:]:
+        longer = polish(f"{facts} {part}")
+        if len(longer) > budget:
+            break
+        facts = longer
+    return facts
 
 
 def _functional(draft: Draft, page: PageContext, budget: int) -> _Out:

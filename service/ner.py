@@ -146,6 +146,8 @@ def _clean_noun_phrase(span) -> bool:
         return False
     if len(tokens) == 1 and (_ABBREVIATION.fullmatch(tokens[0].text) or tokens[0].text.lower() in ("fig", "figure")):
         return False
+    if all(t.ent_type_ in ("DATE", "TIME") for t in tokens):
+        return False  # "September 26" dates the picture; it is not what the picture shows
     if any(t.pos_ == "PROPN" for t in tokens):
         return True
     content = [t for t in tokens if t.pos_ in ("NOUN", "ADJ", "NUM", "VERB") and t.text.lower() not in _ORDINALS]

@@ -117,7 +117,9 @@ def strip_credits(text: str) -> tuple[str, str | None]:
 # --- sentences, clauses and the length budget -------------------------------------------
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9“\"(])")
-_ABBREVIATIONS = re.compile(r"\b(?:U\.S|U\.K|Mr|Mrs|Ms|Dr|St|Jr|Sr|Calif|No|vs|Gen|Col|Lt|Sgt|Fig|approx)\.$")
+# A full stop that ends an abbreviation, an initial ("George W. Bush") or a reign/date mark
+# ("r. 960", "c. 1850"), not a sentence.
+_ABBREVIATIONS = re.compile(r"\b(?:U\.S|U\.K|Mr|Mrs|Ms|Dr|St|Jr|Sr|Calif|No|vs|Gen|Col|Lt|Sgt|Fig|approx|[A-Z]|r|c|ca|b|d|fl)\.$")
 
 
 def sentences(text: str) -> list[str]:
@@ -165,6 +167,7 @@ def fit(text: str, budget: int) -> tuple[str, bool]:
         cuts = [
             m.start() for m in re.finditer(boundary, head)
             if m.start() >= budget * 0.3 and _balanced(head[: m.start()]) and not _TIME_WORD.search(head[: m.start()])
+            and not _ABBREVIATIONS.search(head[: m.start() + 1])  # "President George W." is no sentence
         ]
         if cuts:
             cut = head[: cuts[-1]].rstrip(" ,;:—–")

@@ -348,6 +348,7 @@ def test_hidden_caption_adds_only_confident_visual_facts():
         ("NASA", "Two cats."),  # an abbreviation alone is not a subject
         ("The area where it happened", "Two cats."),  # nothing but a common noun and a clause
         ("He waves to the crowd", "Two cats."),  # a pronoun names nobody
+        ("September 26: Typhoon Vera storm path", "Two cats."),  # a date is not what is shown
     ],
 )
 def test_visible_caption_subject_is_its_head_phrase(caption, alt):
@@ -433,6 +434,14 @@ def test_a_place_is_not_grounded_as_a_person():
     assert not result.alt.startswith("Café sitting") and "Café sitting" not in result.alt
     assert merge(draft("A person and a television.", people=1),
                  PageContext(caption=SEED[2]["caption"])).alt.startswith("Emmanuel Macron")
+
+
+def test_hidden_caption_carries_as_many_whole_sentences_as_fit():
+    page = PageContext(caption="Map of monasteries in Northumbria around 670. Bishoprics are underlined. "
+                               "The coast is to the east, and the hills are shaded in a darker green.",
+                       caption_visible=False)
+    alt = merge(draft("A photograph.", confidence=0.2), page).alt
+    assert alt == "Map of monasteries in Northumbria around 670. Bishoprics are underlined."
 
 
 def test_hidden_caption_drops_a_figure_label():

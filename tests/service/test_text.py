@@ -171,3 +171,13 @@ def test_sanitise_entity_encoded_markup_does_not_come_back_as_tags():
     assert sanitise("&lt;script&gt;alert(1)&lt;/script&gt; Harbour") == "Harbour"
     assert sanitise("&lt;b&gt;Bold&lt;/b&gt; move") == "Bold move"
     assert sanitise("7 &gt; 3 and 5 &lt; 6") == "7 > 3 and 5 < 6"
+
+
+def test_initials_and_reign_marks_do_not_end_a_sentence():
+    from service.text import fit, sentences
+
+    text = "The Red Sox were honored by President George W. Bush after their win. They met at noon."
+    assert sentences(text)[0].endswith("George W. Bush after their win.")
+    assert sentences("Emperor Taizu of Song (r. 960–976), founder of the dynasty. More.")[0].endswith("dynasty.")
+    cut, was_cut = fit("Egerton R. Young's Winter Adventures of Three Boys in the Great Lone Land, a book of 1899", 60)
+    assert was_cut and not cut.endswith("R.")
