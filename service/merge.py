@@ -321,7 +321,7 @@ def merge(
         if page.role == "complex":
             out.long_description = _long_description(draft, caption, page.context or "")
 
-    if not out.alt and page.role in ("informative", "complex") and "redundant_with_caption" not in out.warnings:
+    if not out.alt and page.role in ("informative", "complex"):
         # Never empty for an informative image: a screen reader would read the file name.
         kind = draft.evidence.kind if draft.evidence.kind not in ("unknown", "photo") else "photograph"
         out.alt, out.review = f"{kind.capitalize()}.", True
@@ -422,17 +422,15 @@ def _informative(draft: Draft, page: PageContext, caption: str, medium: str | No
         # its own what the draft adds, if it can be trusted and says something the subject does not.
         subject = caption_subject(caption, nlp_mode)
         addition = _visual_addition(rest, draft)
-        if page.role == "informative" and addition and _trusted(draft) and containment(addition, caption) >= 0.8:
-            # All the drafter can vouch for is already in the caption ("Two bears." beside "Two bears
-            # in the grass"): the image is redundant with real text nearby, and the W3C alt decision
-            # tree asks for an empty alt, so a screen reader does not say the caption twice.
-            return _Out("", "caption", draft.confidence, ["redundant_with_caption"])
-        if subject and containment(subject, text) < 0.5:
-            text = _lead(draft_medium, subject, draft)
-            if (addition and _trusted(draft) and containment(addition, caption) < 0.8
-                    and _complements(addition, subject, nlp_mode)):
+        # All the drafter can vouch for is already in the caption ("Two bears." beside "Two bears in
+        # the grass"): only name the image, in the fewest words, so the caption is not read twice.
+        said = bool(addition) and containment(addition, caption) >= 0.8
+        if said and subject and containment(caption, subject) >= 0.8 and len(addition) < len(subject):
+            subject = addition.rstrip(".")  # a verbless caption is all subject: the draft names it shorter
+        if subject and (said or containment(subject, text) < 0.5):
+            text, source = _lead(draft_medium, subject, draft), "merged"
+            if addition and not said and _trusted(draft) and _complements(addition, subject, nlp_mode):
                 text = f"{text} {addition}"  # an unsure object is never stated as fact beside a caption
-            source = "merged"
         elif not _trusted(draft):
             # No subject to name and nothing trustworthy to add: say only what kind of image it
             # is and ask a person, rather than state a guess next to the caption.

@@ -116,11 +116,11 @@ def test_cli_page_options_reach_the_merge():
     assert "language_mismatch" in json.loads(french.output)["result"]["warnings"]
 
 
-def test_caption_that_says_all_the_drafter_sees_gets_empty_alt(offline_drafter):
+def test_caption_that_says_all_the_drafter_sees_gets_its_subject_only(offline_drafter):
     # The bears photo beside "Two bears in the grass": the drafter sees two bears and nothing more
-    # it trusts, so the image is redundant with the caption (W3C decision tree: empty alt).
+    # it trusts, so the alt names the image by the caption's subject and does not read the caption again.
     shown = describe(offline_drafter, BEARS, PageContext(caption="Two bears in the grass"))
-    assert shown.alt == "" and shown.warnings == ["redundant_with_caption"] and not shown.decorative
+    assert shown.alt == "Two bears." and not shown.decorative
     hidden = describe(offline_drafter, BEARS, PageContext(caption="Two bears in the grass", caption_visible=False))
     assert hidden.alt.startswith("Two bears in the grass")
     other = describe(offline_drafter, BEARS, PageContext(caption="Yogi and Boo-Boo, May 2019"))
