@@ -166,9 +166,11 @@ def test_a_killed_worker_is_resumed_without_loss_or_duplicates(tmp_path):
     # The real `alttext serve` on the debug backend, slowed to a model's pace, killed mid-job.
     with serve(tmp_path, debug_delay_ms=300, batch_size=2, cache="false", job_lease_s=1.0) as (base, pid):
         url = base + httpx.post(f"{base}/v1/jobs", json={"items": items(n)}).headers["location"]
-        wait_for(lambda: httpx.get(url).json()["succeeded"] >= 4, timeout_s=30)
+        job_id = url.rsplit("/", 1)[1]
+        # The runner lets go of the lease between chunks: kill while it holds one, or the test
+        # would not cover a lease left behind (the race this leaves is a few statements wide).
+        wait_for(lambda: httpx.get(url).json()["succeeded"] >= 4 and lease_owner(tmp_path, job_id), timeout_s=30)
         os.kill(pid, signal.SIGKILL)  # no shutdown hooks, lease left behind, a chunk in flight
-    job_id = url.rsplit("/", 1)[1]
     with sqlite3.connect(tmp_path / "alttext.db") as db:
         before = dict(db.execute("SELECT idx, result FROM job_items WHERE job_id=? AND state='done'", (job_id,)))
         status, owner = db.execute("SELECT status, lease_owner FROM jobs WHERE id=?", (job_id,)).fetchone()
@@ -189,6 +191,11 @@ def test_a_killed_worker_is_resumed_without_loss_or_duplicates(tmp_path):
         after = dict(db.execute("SELECT idx, result FROM job_items WHERE job_id=?", (job_id,)))
     assert {i: after[i] for i in before} == before
     assert second.images == n - len(before)
+
+
+def lease_owner(tmp_path, job_id: str) -> str | None:
+    with sqlite3.connect(tmp_path / "alttext.db", timeout=5) as db:
+        return db.execute("SELECT lease_owner FROM jobs WHERE id=?", (job_id,)).fetchone()[0]
 
 
 def debug_alt(i: int) -> str:
