@@ -60,6 +60,8 @@ def summarise(samples: list[dict], warm_s: float, *, upload_kb: float | None = N
     tail = [s for s in samples if s["t_s"] >= warm["t_s"]]
     slope, stderr = fit(tail, "rss_mb")
     anon_slope, _ = fit([s for s in tail if "anon_mb" in s], "anon_mb")
+    # a leak grows at the same pace to the end; allocators warming up slow down: the last half tells
+    late_slope, _ = fit([s for s in tail if s["t_s"] >= (warm["t_s"] + end["t_s"]) / 2], "rss_mb")
     threshold = flat_threshold(warm["rss_mb"])
     minutes = (end["t_s"] - warm["t_s"]) / 60
     answered_per_min = (end["answered"] - warm["answered"]) / minutes if minutes > 0 else 0.0
@@ -68,7 +70,7 @@ def summarise(samples: list[dict], warm_s: float, *, upload_kb: float | None = N
         "rss_end_mb": end["rss_mb"], "rss_peak_mb": max(s["rss_mb"] for s in samples),
         "growth_after_warm_mb": end["rss_mb"] - warm["rss_mb"],
         "slope_after_warm_mb_per_min": slope, "slope_stderr_mb_per_min": stderr,
-        "anon_slope_after_warm_mb_per_min": anon_slope, "fit_samples": len(tail), "fit_minutes": minutes,
+        "anon_slope_after_warm_mb_per_min": anon_slope, "slope_last_half_mb_per_min": late_slope, "fit_samples": len(tail), "fit_minutes": minutes,
         "flat_threshold_mb_per_min": threshold, "flat": slope is not None and slope <= threshold,
         "answered_per_min_after_warm": answered_per_min,
     }

@@ -43,6 +43,7 @@ def test_the_verdict_calls_a_steady_server_flat_and_a_leaking_one_not():
     assert steady["flat_threshold_mb_per_min"] == pytest.approx(5.0, abs=0.05)  # 0.5 % of ~1000 MB a minute
     leaking = bench_soak.summarise(series(12.0, 4.0), 60, upload_kb=128)
     assert not leaking["flat"] and leaking["slope_after_warm_mb_per_min"] == pytest.approx(12.0, abs=0.5)
+    assert leaking["slope_last_half_mb_per_min"] == pytest.approx(12.0, abs=1.5)  # a leak keeps its pace
     assert leaking["growth_after_warm_mb"] == pytest.approx(48.0, abs=9)
     assert leaking["slope_if_every_upload_leaked_mb_per_min"] == pytest.approx(240 * 128 / 1024)
     assert leaking["would_catch_an_upload_leak"]  # 30 MB/min against a 5 MB/min threshold
