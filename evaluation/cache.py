@@ -17,7 +17,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from models.base import Capabilities, Drafter
+from models.base import Drafter, WrappingDrafter
 from models.draft import Draft, ModelRef
 
 ENV = "ALTTEXT_EVAL_CACHE"
@@ -97,7 +97,7 @@ class DraftCache:
         self._db.close()
 
 
-class CachingDrafter(Drafter):
+class CachingDrafter(WrappingDrafter):
     """A Drafter that answers from the cache and sends only misses, batched, to the real drafter.
 
     ``describe_batch`` hands it the decoded PIL images; ``register`` maps each image object
@@ -105,7 +105,7 @@ class CachingDrafter(Drafter):
     """
 
     def __init__(self, drafter: Drafter, cache: DraftCache | None) -> None:
-        self.drafter = drafter
+        super().__init__(drafter)
         self.cache = cache
         self._sha: dict[int, str] = {}
         self._fingerprint = model_fingerprint(drafter.model)
@@ -114,15 +114,8 @@ class CachingDrafter(Drafter):
         self.misses = 0
 
     @property
-    def model(self) -> ModelRef:
-        return self.drafter.model
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self.drafter.capabilities
-
-    def warm_up(self) -> None:
-        self.drafter.warm_up()
+    def drafter(self) -> Drafter:
+        return self.inner
 
     def register(self, image: Image.Image, sha256: str) -> None:
         self._sha[id(image)] = sha256
