@@ -38,13 +38,21 @@ def running(cmd: list[str], *, ready_url: str, log_path: Path, env: dict[str, st
     try:
         deadline = time.monotonic() + timeout_s
         while True:
+            failed = None
             try:
-                if httpx.get(ready_url, timeout=5).status_code == 200:
+                answer = httpx.get(ready_url, timeout=5)
+                if answer.status_code == 200:
                     break
+                failed = _load_failure(answer)
             except httpx.HTTPError:
                 pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                state = f"exited with {proc.returncode}" if proc.returncode is not None else f"not ready in {timeout_s:.0f} s"
+            if failed or proc.poll() is not None or time.monotonic() > deadline:
+                if failed:
+                    state = failed
+                elif proc.returncode is not None:
+                    state = f"exited with {proc.returncode}"
+                else:
+                    state = f"not ready in {timeout_s:.0f} s"
                 raise RuntimeError(f"{what} did not start ({state}):\n" + Path(log_path).read_text()[-3000:])
             time.sleep(0.2)
         yield proc
@@ -56,6 +64,16 @@ def running(cmd: list[str], *, ready_url: str, log_path: Path, env: dict[str, st
             proc.kill()
             proc.wait()
         log.close()
+
+
+def _load_failure(answer) -> str | None:
+    """The reason from a /ready that says the model failed to load: `alttext serve` stays up to
+    report it, so waiting longer would only wait out the start bound."""
+    try:
+        body = answer.json()
+    except ValueError:
+        return None
+    return f"model failed to load: {body.get('detail')}" if isinstance(body, dict) and body.get("status") == "failed" else None
 
 
 def status_kb(pid: int, field: str = "VmRSS") -> int:

@@ -4,6 +4,9 @@ known series. Also: --device cuda stops with a clear message where CUDA is absen
 from __future__ import annotations
 
 import json
+import os
+import sys
+import time
 
 import pytest
 import torch
@@ -72,3 +75,18 @@ def test_the_default_run_prints_a_bounded_plan_up_front(capsys):
     assert plan["http_loads"] == 3 * (4 + 4 + 2) and plan["per_round"]["bare"]["loads"] == 4
     assert 0 < plan["estimate_s"] < plan["ceiling_s"] < 6 * 3600
     assert text.startswith("plan: 3 rounds, 30 HTTP loads") and "estimate" in text and "ceiling" in text
+
+
+def test_a_model_that_fails_to_load_stops_the_start_at_once(tmp_path):
+    # `alttext serve` stays up to report the failure on /ready: the start must not wait out its bound.
+    from evaluation.bench_server import free_port, running
+
+    port = free_port()
+    cmd = [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    env = {**os.environ, "ALTTEXT_MODEL": str(tmp_path / "no-such-model"), "ALTTEXT_DATA_DIR": str(tmp_path / "data")}
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="model failed to load"):
+        with running(cmd, ready_url=f"http://127.0.0.1:{port}/ready", log_path=tmp_path / "serve.log",
+                     env=env, timeout_s=120):
+            pass
+    assert time.monotonic() - started < 60
