@@ -105,6 +105,14 @@ def model_dir_of(args: argparse.Namespace) -> Path:
     return args.model_dir or ROOT / "runs" / "bench" / ("blip-tiny-random" if args.tiny else "blip-base-random")
 
 
+def measured_apart(module: str, *args: str, timeout_s: float = 1800) -> object:
+    """Run ``python -m module args`` for one measurement in a process of its own (thread pools,
+    allocator and caches start clean) and return the JSON it prints on its last line."""
+    out = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True,
+                         check=True, timeout=timeout_s)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def photos(n: int, *, without_text: bool = False) -> list[bytes]:
     """``n`` distinct JPEGs: shipped photos with a unique trailing tag (decoders ignore it)."""
     return [photo(i, without_text=without_text) for i in range(n)]

@@ -24,12 +24,11 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from evaluation.bench_service import ROOT, add_model_options, build_model, machine, model_dir_of
+from evaluation.bench_service import ROOT, add_model_options, build_model, machine, measured_apart, model_dir_of
 
 VARIANTS = ("float32", "bfloat16", "int8_dynamic")
 
@@ -83,10 +82,8 @@ def main(argv: list[str] | None = None) -> dict | None:
         row = {}
         order = VARIANTS[i % len(VARIANTS):] + VARIANTS[:i % len(VARIANTS)]
         for variant in order:
-            cmd = [sys.executable, "-m", "evaluation.bench_speedups", "--variant", variant, "--model-dir",
-                   str(model_dir), "--images", str(args.images), "--batch", str(args.batch), "--tokens", str(args.tokens)]
-            out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True, timeout=1800)
-            row[variant] = json.loads(out.stdout.strip().splitlines()[-1])
+            row[variant] = measured_apart("evaluation.bench_speedups", "--variant", variant, "--model-dir", str(model_dir),
+                                          "--images", str(args.images), "--batch", str(args.batch), "--tokens", str(args.tokens))
         for variant in VARIANTS:
             row[variant]["speed_vs_float32"] = row[variant]["images_per_s"] / row["float32"]["images_per_s"]
             exact, words = agreement(row["float32"]["texts"], row[variant]["texts"])

@@ -21,13 +21,12 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from evaluation.bench_service import ROOT, add_model_options, build_model, machine, model_dir_of, photos
+from evaluation.bench_service import ROOT, add_model_options, build_model, machine, measured_apart, model_dir_of, photos
 
 
 def measure(model_dir: str, mode: str, calls: int, tokens: int) -> list[float]:
@@ -74,10 +73,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     for i in range(args.rounds):
         row = {}
         for mode in (("two_threads", "one_thread") if i % 2 == 0 else ("one_thread", "two_threads")):
-            cmd = [sys.executable, "-m", "evaluation.bench_threads", "--mode", mode, "--model-dir", str(model_dir),
-                   "--calls", str(args.calls), "--tokens", str(args.tokens)]
-            out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True, timeout=1800)
-            row[mode] = statistics.median(json.loads(out.stdout.strip().splitlines()[-1]))
+            row[mode] = statistics.median(measured_apart("evaluation.bench_threads", "--mode", mode, "--model-dir",
+                                                         str(model_dir), "--calls", str(args.calls), "--tokens", str(args.tokens)))
         row["two_over_one"] = row["two_threads"] / row["one_thread"]
         rounds.append(row)
         print(f"round {i + 1}: {row}", file=sys.stderr, flush=True)
