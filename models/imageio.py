@@ -72,11 +72,17 @@ def load_image(
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    decode_side: int | None = None,
 ) -> LoadedImage:
     """Decode ``source`` (encoded bytes, or a local file path) into a ``LoadedImage``.
 
     Raises ``ImageError`` (see its subclasses) for anything that is not a loadable,
     allowed, reasonably sized image. URLs are refused: fetching is the HTTP layer's job.
+
+    ``decode_side``: a JPEG at least twice this size on its long side is decoded at 1/2,
+    1/4 or 1/8 scale (libjpeg's own DCT scaling, much cheaper than a full decode and a
+    resize), the smallest that keeps the long side at least ``decode_side`` px. ``width`` and
+    ``height`` still give the stored picture's size. None: always full size.
     """
     data = _read_source(source, max_bytes)
     if not data:
@@ -89,7 +95,7 @@ def load_image(
         rendered = _load_svg(data, max_pixels, digest)
         if rendered is not None:
             return rendered
-    return _load_raster(data, max_pixels, digest)
+    return _load_raster(data, max_pixels, digest, decode_side)
 
 
 # ----------------------------------------------------------------------------- input
@@ -131,7 +137,7 @@ def _read_source(source: Source, max_bytes: int) -> bytes:
 # ----------------------------------------------------------------------------- raster
 
 
-def _load_raster(data: bytes, max_pixels: int, digest: str) -> LoadedImage:
+def _load_raster(data: bytes, max_pixels: int, digest: str, decode_side: int | None = None) -> LoadedImage:
     # Pillow's own bomb check (MAX_IMAGE_PIXELS, global) still runs inside open();
     # we don't mutate it, we check our own per-call limit right after the header is
     # read. DecompressionBombWarning is only an exception if the app's warning
@@ -162,6 +168,10 @@ def _load_raster(data: bytes, max_pixels: int, digest: str) -> LoadedImage:
             )
         try:
             frames = _count_frames(im)
+            if decode_side and fmt == "JPEG" and max(width, height) >= 2 * decode_side:
+                ratio = decode_side / max(width, height)
+                im.draft(im.mode, (math.ceil(width * ratio), math.ceil(height * ratio)))
+            decoded = im.size
             im.load()  # truncated data raises here (LOAD_TRUNCATED_IMAGES stays False)
             rgb, had_alpha = _to_rgb(_orient(im))
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -171,7 +181,12 @@ def _load_raster(data: bytes, max_pixels: int, digest: str) -> LoadedImage:
         except Exception:
             raise InvalidImage("truncated", "The image data is truncated or corrupt.") from None
 
-    return LoadedImage(rgb, fmt, rgb.width, rgb.height, digest, had_alpha, frames)
+    # the stored size, turned as EXIF says (only a quarter turn changes the size)
+    if decoded == (width, height):
+        width, height = rgb.width, rgb.height
+    elif rgb.size != decoded:
+        width, height = height, width
+    return LoadedImage(rgb, fmt, width, height, digest, had_alpha, frames)
 
 
 def _count_frames(im: Image.Image) -> int:

@@ -78,7 +78,8 @@ def describe(
     for path in images:
         try:
             loaded.append((path, load_image(path, max_bytes=settings.max_image_bytes,
-                                             max_pixels=settings.max_image_pixels)))
+                                             max_pixels=settings.max_image_pixels,
+                                             decode_side=settings.decode_side)))
         except ImageError as exc:
             failed = True
             _report_error(path, exc, as_json)

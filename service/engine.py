@@ -131,7 +131,8 @@ class AltTextEngine:
         assert data is not None
         with self.metrics.time("decode"):
             return await asyncio.to_thread(load_image, data, max_bytes=self.settings.max_image_bytes,
-                                           max_pixels=self.settings.max_image_pixels)
+                                           max_pixels=self.settings.max_image_pixels,
+                                           decode_side=self.settings.decode_side)
 
     # --- describing ----------------------------------------------------------------------
 

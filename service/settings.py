@@ -40,6 +40,9 @@ class Settings(BaseSettings):
 
     max_image_bytes: int = Field(20 * 2**20, ge=1024)
     max_image_pixels: int = Field(40_000_000, ge=1024)
+    decode_side: int | None = Field(
+        1024, ge=256, description="JPEGs at least twice this long side are decoded at 1/2, 1/4 or 1/8 scale, "
+        "keeping at least this many pixels on the long side (the models look at 384-1024 px); unset: full size.")
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)

@@ -552,3 +552,34 @@ def test_tiff_page_count_is_capped_and_fast():
     out = load_image(data)
     assert time.perf_counter() - t0 < 2
     assert out.frames == imageio._MAX_TIFF_PAGES
+
+
+# ----------------------------------------------------------------------------- decode_side
+
+
+def test_large_jpeg_is_decoded_at_a_reduced_scale_keeping_the_stored_size():
+    """libjpeg's DCT scaling: 3000x2000 with decode_side=1024 decodes at 1/2 (1500x1000;
+    1/4 would fall below 1024), the pixels still right, width/height the stored size."""
+    data = encode(quadrants(3000, 2000), "JPEG", quality=90)
+    full = load_image(data)
+    small = load_image(data, decode_side=1024)
+    assert full.image.size == (3000, 2000)
+    assert small.image.size == (1500, 1000)
+    assert (small.width, small.height) == (3000, 2000) and small.sha256 == full.sha256
+    assert small.image.getpixel((10, 500)) == pytest.approx(RED, abs=8)
+    assert small.image.getpixel((1490, 500)) == pytest.approx(BLUE, abs=8)
+    # 1/8 where that still leaves the long side at least decode_side
+    assert load_image(encode(quadrants(4096, 3072), "JPEG"), decode_side=512).image.size == (512, 384)
+
+
+def test_decode_side_leaves_small_jpegs_and_other_formats_alone():
+    assert load_image(encode(quadrants(2000, 1000), "JPEG"), decode_side=1024).image.size == (2000, 1000)
+    assert load_image(encode(quadrants(3000, 2000), "PNG"), decode_side=1024).image.size == (3000, 2000)
+
+
+def test_reduced_decode_follows_exif_orientation():
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    loaded = load_image(encode(quadrants(3000, 2000), "JPEG", exif=exif, quality=90), decode_side=1024)
+    assert loaded.image.size == (1000, 1500)
+    assert (loaded.width, loaded.height) == (2000, 3000)
