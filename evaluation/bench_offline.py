@@ -7,14 +7,14 @@ the unmodified path measured in the same run.
 Two configurations of the same ``OfflineDrafter``, each in a fresh process (thread settings
 are per process), alternating over ``--rounds``:
 
-- ``before``: ``workers=0, text_gate=False, engine="classic"``, the path before issue 15:
+- ``before``: ``workers=0, text_gate=False, engine="classic", face_side=None``, the path before issue 15:
   one image after the other, every component with its library's default thread pool, the
   object detector on OpenCV's DNN module, the classifier batched in torch, the full text
   reader and the face counter on every image;
 - ``after``: the defaults: one worker thread per usable core (each image's classes, objects
   and faces, and its text as two tasks, every library on one thread), the detector's and the
   classifier's networks on ONNX Runtime, the full text reader only where the gate finds text,
-  faces only where no person is detected.
+  faces only where no person is detected, on a copy at most 480 px on its long side.
 
 Each process drafts the timing photos (``--photos``, default the shipped COCO fixtures that
 contain no text, repeated to ``--images``) in batches of ``--batch`` as the service does, and
@@ -43,7 +43,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "coco"
 DATA = Path(os.environ.get("ALTTEXT_DATA", "/work/shared/data"))
-CONFIGS = {"before": {"workers": 0, "text_gate": False, "engine": "classic"}, "after": {}}
+CONFIGS = {"before": {"workers": 0, "text_gate": False, "engine": "classic", "face_side": None}, "after": {}}
+if os.environ.get("BENCH_OFFLINE_CONFIGS"):
+    CONFIGS = json.loads(os.environ["BENCH_OFFLINE_CONFIGS"])
 
 
 def photos_without_text() -> list[Path]:
