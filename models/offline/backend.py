@@ -136,6 +136,11 @@ class OfflineDrafter(Drafter):
         """Load every component now, in every worker thread too (the service calls this
         before reporting ready)."""
         self.draft([Image.new("RGB", (64, 64), "white")] * max(1, self.workers))
+        # a blank image names no object, so the sentence builder's inflect engine (its import
+        # takes seconds: typeguard parses its source) would load on the first real photo
+        from models.offline.compose import _words
+
+        _words()
 
     def _worker_pool(self) -> ThreadPoolExecutor:
         with self._pool_lock:
@@ -162,7 +167,14 @@ class OfflineDrafter(Drafter):
         found = detector.detect(image, rgb)
         faces = None
         if self.count_faces and not any(name == "person" for name, _, _ in found):
-            faces = self.face_counter.faces(image, rgb)
+            counter = self.face_counter
+            if not getattr(self._local, "openmp_set", False):
+                # again now that yuface is loaded: its library may use torch's libgomp
+                from models.offline.faces import single_threaded_openmp
+
+                single_threaded_openmp()
+                self._local.openmp_set = True
+            faces = counter.faces(image, rgb)
         return labels, found, faces
 
     def _text(self, image: Image.Image, rgb: np.ndarray) -> list:

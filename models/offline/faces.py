@@ -41,17 +41,34 @@ class FaceCounter:
 def single_threaded_openmp() -> None:
     """One OpenMP thread for yuface's calls from the calling thread.
 
-    yuface brings its own copy of libgomp, which otherwise starts a team of
-    ``OMP_NUM_THREADS`` threads for every calling thread: with one image per core in
-    flight that would be twice as many busy threads as cores. The setting is per thread
-    (OpenMP's nthreads-var), so each of the drafter's worker threads calls this once.
+    yuface brings its own copy of libgomp, but its library binds to whichever
+    ``libgomp.so.1`` the process loaded first: torch's, when torch was imported before
+    (as in the service). Either copy otherwise starts a team of ``OMP_NUM_THREADS`` threads
+    for every calling thread: with one image per core in flight that is twice as many
+    busy threads as cores, spinning at every barrier (measured under load: 198 ms of CPU
+    per face search against 38 ms on one thread). So every copy of libgomp in the process
+    is told, and yuface's own is loaded to be told too. The setting is per thread
+    (OpenMP's nthreads-var), so each of the drafter's worker threads calls this once,
+    after the face counter is loaded.
     """
     import ctypes
+
+    for lib in libgomp_copies():
+        ctypes.CDLL(lib).omp_set_num_threads(1)
+
+
+def libgomp_copies() -> list[str]:
+    """Paths of the libgomp copies loaded in this process, and yuface's own."""
     from importlib.util import find_spec
     from pathlib import Path
 
+    paths = set()
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as maps:
+            paths = {line.split()[-1] for line in maps if "/libgomp" in line}
+    except OSError:  # not on Linux
+        pass
     spec = find_spec("yuface")
-    if spec is None or spec.origin is None:
-        return
-    for lib in (Path(spec.origin).parent.parent / "yuface.libs").glob("libgomp*.so*"):
-        ctypes.CDLL(str(lib)).omp_set_num_threads(1)
+    if spec is not None and spec.origin is not None:
+        paths |= {str(p) for p in (Path(spec.origin).parent.parent / "yuface.libs").glob("libgomp*.so*")}
+    return sorted(paths)
