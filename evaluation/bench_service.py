@@ -325,7 +325,8 @@ def plan(args, client_counts: list[int], offline_counts: list[int]) -> dict:
         for b in batches:
             call = b / (PLAN_RATES["bare"] * blip * min(t, cores) / cores)
             bare_s += call + max(2 * call, args.bare_seconds + call)  # a warm call, then at least two timed ones
-    parts["bare"] = {"loads": len(threads) * len(batches), "estimate_s": bare_s, "ceiling_s": BARE_S}
+    if client_counts:
+        parts["bare"] = {"loads": len(threads) * len(batches), "estimate_s": bare_s, "ceiling_s": BARE_S}
     estimate = args.rounds * sum(p["estimate_s"] for p in parts.values())
     ceiling = args.rounds * sum(p["ceiling_s"] for p in parts.values())
     return {"rounds": args.rounds, "per_round": parts, "estimate_s": estimate, "ceiling_s": ceiling,
@@ -364,16 +365,18 @@ def spread(values: list[float]) -> dict:
 def summarise(rounds: list[dict], client_counts: list[int]) -> dict:
     ratios: dict[str, list[float]] = {"throughput_vs_naive_16": [], "p95_vs_naive_16": [],
                                       "service_vs_bare_model": [], "offline_images_per_s": []}
-    ref = "16" if 16 in client_counts else str(max(client_counts))
+    ref = "16" if 16 in client_counts else str(max(client_counts, default=0))
     for r in rounds:
+        if "offline" in r:
+            ratios["offline_images_per_s"].append(max(v["images_per_s"] for v in r["offline"].values()))
+        if "service" not in r:
+            continue
         ours, naive = r["service"][ref], r["naive"][ref]
         if naive["images_per_s"]:
             ratios["throughput_vs_naive_16"].append(ours["images_per_s"] / naive["images_per_s"])
         if naive["p95_s"] and ours["p95_s"]:
             ratios["p95_vs_naive_16"].append(ours["p95_s"] / naive["p95_s"])
         ratios["service_vs_bare_model"].append(ours["images_per_s"] / r["bare"]["best"]["images_per_s"])
-        if "offline" in r:
-            ratios["offline_images_per_s"].append(max(v["images_per_s"] for v in r["offline"].values()))
     return {k: spread(v) for k, v in ratios.items() if v} | {"reference_clients": int(ref)}
 
 
@@ -408,6 +411,8 @@ def markdown(result: dict) -> str:
 
             lines.append(f"| {kind} | {c} | {statistics.median(ips):.2f} [{min(ips):.2f}-{max(ips):.2f}] | "
                          f"{med('p50_s')} | {med('p95_s')} | {med('p99_s')} | {med('peak_rss_mb')} |")
+    if not all("bare" in r for r in result["per_round"]):  # the embedded default alone
+        return "\n".join(lines) + "\n"
     bests = [r["bare"]["best"] for r in result["per_round"]]
     lines.append(f"| bare model (best) | - | {statistics.median(b['images_per_s'] for b in bests):.2f} "
                  f"[{min(b['images_per_s'] for b in bests):.2f}-{max(b['images_per_s'] for b in bests):.2f}] | "
@@ -425,7 +430,9 @@ def markdown(result: dict) -> str:
 def main(argv: list[str] | None = None) -> dict | None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--clients", default="1,4,16,64", help="client counts for the BLIP systems")
+    p.add_argument("--clients", default="1,4,16,64",
+                   help="client counts for the BLIP systems; '' measures the embedded default alone "
+                        "(written to offline_service.json/.md)")
     p.add_argument("--requests", type=int, default=128, help="most requests started per load")
     p.add_argument("--duration-s", type=float, default=60.0, help="no new requests after this, per load")
     add_model_options(p)
@@ -455,10 +462,11 @@ def main(argv: list[str] | None = None) -> dict | None:
     offline_counts = ints(args.offline_clients)
     the_plan = plan(args, client_counts, offline_counts)
     print(plan_text(the_plan), file=sys.stderr, flush=True)
-    build_model(model_dir, tiny=args.tiny)
+    if client_counts:  # --clients '' measures the embedded default alone (no BLIP, no bare model)
+        build_model(model_dir, tiny=args.tiny)
     info = machine()
     work = Path(tempfile.mkdtemp(prefix="alttext-bench-"))
-    systems = ["naive", "service", "bare"] + (["offline"] if offline_counts else [])
+    systems = (["naive", "service", "bare"] if client_counts else []) + (["offline"] if offline_counts else [])
     per_round = []
     for i in range(args.rounds):
         order = systems[i % len(systems):] + systems[:i % len(systems)]
@@ -482,8 +490,9 @@ def main(argv: list[str] | None = None) -> dict | None:
         "targets": TARGETS,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "latest.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out / "latest.md").write_text(markdown(result))
+    name = "latest" if client_counts else "offline_service"  # an offline-only run keeps latest.json
+    (args.out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / f"{name}.md").write_text(markdown(result))
     print(markdown(result))
     return result
 

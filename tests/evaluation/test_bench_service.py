@@ -30,3 +30,22 @@ def test_the_benchmark_runs_every_system_and_writes_its_ratios(tmp_path):
     assert round_["offline"]["1"]["ok"] >= 3
     table = (out / "latest.md").read_text()
     assert "| service | 2 |" in table and "throughput_vs_naive_16" in table
+
+
+def test_clients_empty_measures_the_embedded_default_alone(tmp_path, monkeypatch):
+    """``--clients ''``: no BLIP model is built and no naive, service or bare-model run starts;
+    the offline loads are summarised and tabled on their own."""
+    started = []
+    load = {"images_per_s": 9.0, "p50_s": 0.5, "p95_s": 1.0, "p99_s": 1.2, "peak_rss_mb": 900.0, "ok": 10}
+    monkeypatch.setattr(bench_service, "build_model", lambda *a, **k: started.append("build"))
+    monkeypatch.setattr(bench_service, "run_bare", lambda *a, **k: started.append("bare"))
+    monkeypatch.setattr(bench_service, "run_http", lambda kind, args, model_dir, work, counts:
+                        started.append(kind) or {str(n): dict(load, images_per_s=load["images_per_s"] + n)
+                                                 for n in counts})
+    out = tmp_path / "bench"
+    result = bench_service.main(["--clients", "", "--offline-clients", "4,16", "--rounds", "2", "--out", str(out)])
+    assert started == ["offline", "offline"]
+    assert result["offline_images_per_s"] == 25.0
+    assert "throughput_vs_naive_16" not in result["summary"]
+    assert "| offline | 16 | 25.00" in (out / "offline_service.md").read_text()
+    assert not (out / "latest.json").exists()  # the full run's results stay
