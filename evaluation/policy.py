@@ -54,7 +54,21 @@ _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 # "Subject: object list" form no person writes ("NASA: two birds.", "Fig: ...").
 MEDIUM_LABELS = ("Black-and-white photograph", "Chart", "Logo", "Illustration", "Screenshot", "Diagram", "Map",
                  "Document")
-_LABEL_LEAD = re.compile(r"^[^.:!?“”\"]{1,60}:\s")
+_LABEL_LEAD = re.compile(r"^(?P<lead>[^.:!?“”\"]{1,60}):\s+(?P<rest>.*)")
+# Colons a person writes that are no "Subject: list" label (each still leaves the rest checked):
+# a numbered figure label the page cites ("Figure 1: The molar ..."), a title's subtitle ("Star Trek:
+# The Next Generation ..."), a colon that introduces a quotation (what a sign says) and one that
+# introduces who is where ("..., left to right: ...", "Four mongooses (clockwise from top left): ...",
+# "... in February: First row, ..."). A colon inside brackets or quotes ("Oryza sativa (Oryzoideae:
+# Oryzeae)") is no lead at all.
+_NUMBERED_LABEL = re.compile(r"^(?i:fig(?:ure)?\.?|plate|table|map|chart|diagram)\s*\d+[a-z]?$")
+_TITLE_WORD = re.compile(r"^(?:[A-Z][\w’'&-]*|of|the|and|in|on|at|for|a|an|to|de|von|van)$")
+_MONTHS = frozenset("january february march april may june july august september october november december".split())
+_POSITION = re.compile(
+    r"(?i:\b(?:left to right|right to left|top to bottom|bottom to top|clockwise|counter-?clockwise|"
+    r"from (?:the )?(?:left|right|top|bottom)|(?:top|bottom|front|back|first|second|third|middle) row))"
+)
+_BRACKETED = re.compile(r"\([^()]*\)|\[[^\[\]]*\]|“[^”]*”|\"[^\"]*\"")
 _DANGLING = frozenset("""
 a an the this that these those of in on at by for from with to into onto over under about as and or but nor
 its their his her our your my whose where which who when while
@@ -113,7 +127,7 @@ def fragment(alt: str) -> bool:
         if text.startswith(label + ": "):
             text = text[len(label) + 2:]
             break
-    if _LABEL_LEAD.match(text):
+    if _label_lead(text):
         return True
     body = re.sub(r"“[^”]*”|\"[^\"]*\"", "quote", text)  # quoted text is what the image says
     for sentence in re.split(r"(?<=[.!?])\s+", body):
@@ -126,6 +140,27 @@ def fragment(alt: str) -> bool:
         if len(words) <= 2 and _ABBREVIATION_ONLY.match(" ".join(words)):
             return True
     return False
+
+
+def _label_lead(text: str) -> bool:
+    """Does the alt open with a "Label: ..." lead (not one of the colons people write, above)?"""
+    lead = _LABEL_LEAD.match(text)
+    if not lead:
+        return False
+    head, rest = lead.group("lead").strip(), lead.group("rest")
+    if "(" in head and ")" not in head.split("(")[-1]:
+        return False  # the colon is inside an open bracket
+    if ":" not in _BRACKETED.sub("", text.split(": ", 1)[0] + ": "):
+        return False
+    if _NUMBERED_LABEL.match(head) or rest[:1] in ("“", '"', "‘"):
+        return False
+    if _POSITION.search(head[-40:]) or _POSITION.match(rest[:30]) or _POSITION.search(rest.split(",")[0][:30]):
+        return False
+    head_words, rest_words = head.split(), rest.split()
+    title = (all(_TITLE_WORD.match(w) for w in head_words) and head_words[0][:1].isupper()
+             and not any(w.lower() in _MONTHS for w in head_words)
+             and len(rest_words) >= 2 and all(w[:1].isupper() for w in rest_words[:2]))
+    return not title
 
 
 def empty_alt(alt: str, informative: bool = True) -> bool:

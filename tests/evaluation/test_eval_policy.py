@@ -84,6 +84,20 @@ def test_a_medium_label_is_not_a_credit_line():
         ("A person riding a horse in a field.", False),
         ("Text reading “OPEN / IN”.", False),  # quoted text is what the image says
         ("", False),  # empty is its own check
+        # colons people write (Concadia captions carried when hidden) are not "Subject: list" leads ...
+        ("Star Trek: The Next Generation first-season cast photo.", False),  # a title's subtitle
+        ("Cultivation of rice, Oryza sativa (Oryzoideae: Oryzeae), in Cambodia.", False),  # inside brackets
+        ("Tech's 1917 backfield; left to right: Strupper, Harlan, Guyon, and Hill.", False),  # who is where
+        ("Four mongooses (clockwise from top left): meerkat, yellow mongoose.", False),
+        ("Conference participants in February: First row, left to right: Florence Harriman (US).", False),
+        ('A government sign in Tangshan Township: "Please practice family planning."', False),  # a quotation
+        ("Figure 1: The molar extinction coefficients of HbO2 and Hb.", False),  # a numbered figure label
+        # ... but a label and a description still are, title-cased or not, bracketed or dated
+        ("BEdita: a screenshot of the dashboard.", True),
+        ("September 26: Typhoon Vera storm path.", True),
+        ("Buildings: Black-and-white photograph.", True),
+        ("NASA (left): two birds.", True),
+        ("The first images: two birds.", True),
     ],
 )
 def test_fragment_check(alt, broken):

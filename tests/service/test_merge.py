@@ -20,14 +20,14 @@ MODEL = ModelRef(id="test", backend="offline")
 CREDITS = ["PHOTO:", "REUTERS", "EPA-EFE", "AFP", "handout", "Getty", "©"]
 
 
-def draft(text: str, people: int = 0, confidence: float = 0.6, *, text_in_image: str = "",
+def draft(text: str, people: int = 0, confidence: float = 0.9, *, text_in_image: str = "",
           kind: str = "photo", faces: int | None = 0) -> Draft:
     objects = [Label(name="person", score=0.9, count=people)] if people else []
     evidence = Evidence(objects=objects, faces=faces, text=text_in_image, kind=kind)
     return Draft(text=text, confidence=confidence, evidence=evidence, model=MODEL, latency_ms=1.0)
 
 
-def vlm_draft(text: str, confidence: float = 0.8) -> Draft:
+def vlm_draft(text: str, confidence: float = 0.9) -> Draft:
     """A text-only backend: no object counts, no faces."""
     return Draft(text=text, confidence=confidence, evidence=Evidence(), model=MODEL, latency_ms=1.0)
 
@@ -42,15 +42,28 @@ def test_no_credit_line_reaches_the_alt(row, visible):
     for credit in CREDITS:
         assert credit.lower() not in result.alt.lower()
     assert "Feb 18, 2021" not in result.alt and "shows" not in result.alt.split()[:6]
-    assert 0 < len(result.alt) <= 125
+    # a hidden caption's first sentence is carried whole up to twice the budget
+    assert 0 < len(result.alt) <= (125 if visible else 250)
 
 
 def test_hidden_caption_carries_its_key_facts():
     caption = SEED[2]["caption"]  # Emmanuel Macron ... in Paris ... PHOTO: AFP
     result = merge(draft("A person and a television.", people=1), PageContext(caption=caption, caption_visible=False))
-    assert result.alt.startswith("Emmanuel Macron gives the thumb-up")
-    assert result.source in ("caption", "merged")
-    assert len(result.alt) <= 125 and "truncated" in result.warnings
+    # nobody sees the caption: its first sentence is carried whole (226 characters), not cut at 125
+    assert result.alt == ("Emmanuel Macron gives the thumb-up as he sits in front of a screen broadcasting the landing "
+                          "of NASA’s Perseverance Mars rover on the planet Mars, during a visit at the French National "
+                          "Center for Space Studies (CNES), in Paris.")
+    assert result.source in ("caption", "merged") and "truncated" not in result.warnings
+    # a budget the caller set for this image (a CMS field's limit) stays a hard limit
+    field = merge(draft("A person and a television.", people=1),
+                  PageContext(caption=caption, caption_visible=False, max_chars=125))
+    assert field.alt.startswith("Emmanuel Macron gives the thumb-up") and len(field.alt) <= 125
+    assert "truncated" in field.warnings
+    # past twice the budget the first sentence is cut to the budget as before
+    long = merge(draft("A photograph.", confidence=0.2),
+                 PageContext(caption="A very long caption " + "with many words " * 20 + "at the end.",
+                             caption_visible=False))
+    assert len(long.alt) <= 125 and "truncated" in long.warnings
 
 
 def test_hidden_caption_keeps_an_illustration_medium():
@@ -119,7 +132,7 @@ def test_no_name_without_agreeing_evidence(d, caption):
     result = merge(d, PageContext(caption=caption))
     subject = caption_subject(caption, "auto")
     lead, _, rest = result.alt.partition(". ")
-    assert lead == subject or (lead + ".") == result.alt == f"{subject}."
+    assert lead == subject or lead == result.alt == f"{subject}."
     for name in ("Macron", "Obama", "Biden"):
         assert name not in rest
     assert rest in ("", polish(d.text))
@@ -325,7 +338,7 @@ def test_own_output_that_fails_the_rules_asks_for_review():
 
 def test_hidden_caption_adds_only_confident_visual_facts():
     page = PageContext(caption="Flagpole on Fortress Sint Pieter", caption_visible=False)
-    confident = merge(draft("Two people and a dog, with the text “10 / ABC”.", people=2, confidence=0.7), page)
+    confident = merge(draft("Two people and a dog, with the text “10 / ABC”.", people=2, confidence=0.9), page)
     assert confident.alt == "Flagpole on Fortress Sint Pieter. Two people and a dog."
     assert confident.source == "merged"
     unsure = merge(draft("A kite.", confidence=0.55), page)
@@ -351,7 +364,7 @@ def test_hidden_caption_adds_only_confident_visual_facts():
     ],
 )
 def test_visible_caption_subject_is_its_head_phrase(caption, alt):
-    assert merge(draft("Two cats.", confidence=0.7), PageContext(caption=caption)).alt == alt
+    assert merge(draft("Two cats.", confidence=0.9), PageContext(caption=caption)).alt == alt
 
 
 @pytest.mark.parametrize(
@@ -386,7 +399,7 @@ def test_language_mismatch_follows_the_drafts_language():
 
 # --- issue 13: sentences, not "Subject: list" fragments ----------------------------------------
 
-BIRDS = Draft(text="Two birds.", confidence=0.8, model=MODEL, latency_ms=1.0,
+BIRDS = Draft(text="Two birds.", confidence=0.9, model=MODEL, latency_ms=1.0,
               evidence=Evidence(objects=[Label(name="bird", score=0.95, count=2)], faces=0, kind="photo"))
 
 
@@ -448,3 +461,88 @@ def test_hidden_caption_drops_a_figure_label():
                        caption_visible=False)
     alt = merge(draft("A photograph.", confidence=0.2), page).alt
     assert alt.startswith("Mechanical filter transducers.") and "Figure" not in alt
+
+
+# --- issue 13, third pass: what a draft may add beside a caption ------------------------------
+
+
+def test_beside_a_caption_only_a_draft_above_the_stricter_bar_adds():
+    page = PageContext(caption="Aureus of Marcus Aurelius (AD 173-174), with his equestrian statue on the reverse")
+    # 0.80 passes the bar for a draft alone (0.6) but not the bar beside a caption (0.85): a cake is
+    # not stated next to the coin's name, visible caption or hidden
+    cake = draft("A cake.", confidence=0.8)
+    assert merge(cake, page).alt == "Aureus of Marcus Aurelius."
+    assert "cake" not in merge(cake, page.model_copy(update={"caption_visible": False})).alt
+    perched = draft("Two birds on a branch.", confidence=0.9)
+    assert merge(perched, PageContext(caption="Milo and Luna")).alt == "Milo and Luna. Two birds on a branch."
+    # the drafter's calibration was measured on photos: a text or screenshot draft adds nothing here
+    sign = draft("Text reading “43 Com / 41 Com”.", confidence=0.9, kind="text")
+    assert merge(sign, PageContext(caption="Coma Berenices' major stars")).alt == "Coma Berenices' major stars."
+
+
+def test_the_bar_beside_a_caption_is_right_nineteen_times_in_twenty_on_coco_dev():
+    """ADD_BESIDE_CAPTION_ABOVE is derived on COCO dev (the committed run), never on the caption sets:
+    the lowest bar on a 0.05 grid at which drafts at or above it are right at least 95% of the time."""
+    from evaluation.mentions import mentions
+    from service.merge import ADD_BESIDE_CAPTION_ABOVE
+
+    run = Path(__file__).parents[2] / "evaluation/results/coco-dev/samples.jsonl"
+    points = []
+    for line in run.read_text().splitlines():
+        row = json.loads(line)
+        out = row["systems"]["draft-only"]
+        if row["references"] and out.get("confidence") is not None and out.get("named"):
+            points.append((out["confidence"], all(mentions(n, row["references"]) for n in out["named"])))
+
+    def right_above(bar: float) -> float:
+        chosen = [ok for c, ok in points if c >= bar]
+        return sum(chosen) / len(chosen)
+
+    bars = [round(0.5 + 0.05 * i, 2) for i in range(9)]
+    assert next(b for b in bars if right_above(b) >= 0.95) == ADD_BESIDE_CAPTION_ABOVE
+    assert right_above(0.6) < 0.9  # the bar for a draft alone is right less often
+
+
+@pytest.mark.parametrize(
+    ("caption", "text", "alt"),
+    [
+        # a plainer word for the subject's own kind reads as a second thing: dropped
+        ("An SOR TNB 12 trolleybus on the opening day", "A bus and a car on a street.", "An SOR TNB 12 trolleybus."),
+        ("Burnished Jar by Magdalene Odundo", "A black vase.", "Burnished Jar by Magdalene Odundo."),
+        ("The steamship Great Britain in dock", "A boat on the water.", "The steamship Great Britain in dock."),
+        # the same word describes the same thing: kept
+        ("Our dog Rex", "A black dog on a red sofa.", "Our dog Rex. A black dog on a red sofa."),
+        # another kind of thing is an addition
+        ("Holt Brothers Banking Company Building", "A car on a street.",
+         "Holt Brothers Banking Company Building. A car on a street."),
+    ],
+)
+def test_a_draft_restating_the_subjects_kind_is_not_added(caption, text, alt):
+    assert merge(draft(text, confidence=0.9), PageContext(caption=caption)).alt == alt
+
+
+def test_hidden_caption_keeps_a_figure_label_the_page_cites():
+    caption = "Figure 1: The molar extinction coefficients of HbO2 and Hb."
+    cited = PageContext(caption=caption, caption_visible=False, context="Absorption differs, as Figure 1 shows.")
+    assert merge(draft("A photograph.", confidence=0.2), cited).alt == caption
+    uncited = PageContext(caption="Fig. 1. Molar extinction coefficients.", caption_visible=False, context="Text.")
+    assert merge(draft("A photograph.", confidence=0.2), uncited).alt == "Molar extinction coefficients."
+    short = PageContext(caption="Fig. 2. Planes over the bay.", caption_visible=False, context="see fig. 2")
+    assert merge(draft("A photograph.", confidence=0.2), short).alt == "Figure 2: Planes over the bay."
+
+
+@pytest.mark.parametrize(
+    ("caption", "alt"),
+    [
+        ("BEdita: a screenshot of the dashboard", "BEdita. A screenshot of the dashboard."),
+        ("September 26: Typhoon Vera storm path", "September 26. Typhoon Vera storm path."),
+        ("Star Trek: The Next Generation first-season cast photo", "Star Trek: The Next Generation first-season cast photo."),
+        ("Tech's 1917 backfield; left to right: Strupper, Harlan, Guyon, and Hill",
+         "Tech's 1917 backfield; left to right: Strupper, Harlan, Guyon, and Hill."),
+    ],
+)
+def test_hidden_caption_with_a_label_lead_says_the_label_as_a_sentence(caption, alt):
+    from evaluation.policy import fragment
+
+    result = merge(draft("A photograph.", confidence=0.2), PageContext(caption=caption, caption_visible=False))
+    assert result.alt == alt and not fragment(result.alt)
