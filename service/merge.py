@@ -179,11 +179,12 @@ def _trusted(draft: Draft) -> bool:
 
 
 def _adds_beside_caption(draft: Draft) -> bool:
-    """May a draft sentence be stated beside a caption's words? Only a photo drafter's (the kind
-    its calibration was measured on; a backend that does not say the kind describes in its own
-    words) and only above the stricter bar: see ADD_BESIDE_CAPTION_ABOVE."""
-    in_domain = draft.evidence.kind in ("photo", "unknown") and not _out_of_domain(draft)
-    return in_domain and draft.confidence >= ADD_BESIDE_CAPTION_ABOVE
+    """May a draft sentence be stated beside a caption's words? Only a photo classifier's on a photo
+    (the kind its calibration was measured on) or a backend that reports no classifier labels (it
+    describes any kind of image in its own words), and only above the stricter bar: see
+    ADD_BESIDE_CAPTION_ABOVE."""
+    own_words = not (draft.evidence.labels or draft.evidence.objects)
+    return (draft.evidence.kind == "photo" or own_words) and draft.confidence >= ADD_BESIDE_CAPTION_ABOVE
 
 
 def _visual_addition(sentence: str, draft: Draft) -> str | None:

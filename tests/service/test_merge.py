@@ -475,8 +475,9 @@ def test_beside_a_caption_only_a_draft_above_the_stricter_bar_adds():
     assert "cake" not in merge(cake, page.model_copy(update={"caption_visible": False})).alt
     perched = draft("Two birds on a branch.", confidence=0.9)
     assert merge(perched, PageContext(caption="Milo and Luna")).alt == "Milo and Luna. Two birds on a branch."
-    # the drafter's calibration was measured on photos: a text or screenshot draft adds nothing here
-    sign = draft("Text reading “43 Com / 41 Com”.", confidence=0.9, kind="text")
+    # a photo classifier's calibration was measured on photos: its draft of a text image adds nothing here
+    sign = Draft(text="Text reading “43 Com / 41 Com”.", confidence=0.9, model=MODEL, latency_ms=1.0,
+                 evidence=Evidence(labels=[Label(name="web site", score=0.5)], kind="text", faces=0))
     assert merge(sign, PageContext(caption="Coma Berenices' major stars")).alt == "Coma Berenices' major stars."
 
 
