@@ -63,7 +63,8 @@ def polish(text: str) -> str:
     text = " ".join(text.split()).strip(" ,;:-")
     if not re.search(r"[^\W_]", text):
         text = ""  # nothing but punctuation left once credits went
-    if text and not text.endswith((".", "!", "?", "”", '"', ")", "…")):
+    # A closing single quote after a sentence's own full stop ("... I cannot stay.'") ends it too.
+    if text and not text.endswith((".", "!", "?", "”", '"', ")", "…")) and not re.search(r"[.!?][’']$", text):
         text += "."
     if medium:
         return f"{medium}: {lower_first(text)}" if text else f"{medium}."

@@ -109,8 +109,8 @@ def strip_credits(text: str) -> tuple[str, str | None]:
     text = re.sub(r"\s+([,.;:])", r"\1", text)
     text = re.sub(r",(\s*[,.])", r"\1", text)
     text = " ".join(text.split()).strip(" ,;:")
-    if text and not text.endswith((".", "!", "?", ")", '"', "”", "…")):
-        text += "."
+    if text and not text.endswith((".", "!", "?", ")", '"', "”", "…")) and not re.search(r"[.!?][’']$", text):
+        text += "."  # a closing single quote after the sentence's own full stop ends it too
     return upper_first(text), medium
 
 

@@ -522,6 +522,12 @@ def test_a_draft_restating_the_subjects_kind_is_not_added(caption, text, alt):
     assert merge(draft(text, confidence=0.9), PageContext(caption=caption)).alt == alt
 
 
+def test_a_quotation_closed_after_its_full_stop_gets_no_second_one():
+    page = PageContext(caption="'Jason, greet your lady for me, for I cannot stay.'", caption_visible=False)
+    assert merge(draft("A photograph.", confidence=0.2), page).alt == "'Jason, greet your lady for me, for I cannot stay.'"
+    assert polish("It's Tom's") == "It's Tom's."  # an apostrophe is no closing quote
+
+
 def test_hidden_caption_keeps_a_figure_label_the_page_cites():
     caption = "Figure 1: The molar extinction coefficients of HbO2 and Hb."
     cited = PageContext(caption=caption, caption_visible=False, context="Absorption differs, as Figure 1 shows.")
