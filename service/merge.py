@@ -559,6 +559,8 @@ def _label_sentence(caption: str) -> str:
     if not lead:
         return caption
     label, rest = lead.group("label"), lead.group("rest")
+    if re.search(r"(?i)\b(?:left|right|top|bottom|clockwise|row|above|below|inset)\b", label):
+        return caption  # "Left to right: the mayor, ..." says who is where: the colon introduces a list
     if rest[:1].islower() or (_MONTH_DAY.match(label) and rest[:1].isupper()):
         return f"{label}. {upper_first(rest)}"
     return caption

@@ -544,6 +544,7 @@ def test_hidden_caption_keeps_a_figure_label_the_page_cites():
         ("BEdita: a screenshot of the dashboard", "BEdita. A screenshot of the dashboard."),
         ("September 26: Typhoon Vera storm path", "September 26. Typhoon Vera storm path."),
         ("Star Trek: The Next Generation first-season cast photo", "Star Trek: The Next Generation first-season cast photo."),
+        ("Left to right: the mayor, the bishop and the judge", "Left to right: the mayor, the bishop and the judge."),
         ("Tech's 1917 backfield; left to right: Strupper, Harlan, Guyon, and Hill",
          "Tech's 1917 backfield; left to right: Strupper, Harlan, Guyon, and Hill."),
     ],
