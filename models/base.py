@@ -21,11 +21,13 @@ from models.versions import installed_version
 @dataclass(frozen=True)
 class Capabilities:
     """What a backend can do. ``takes_hints``: page text can change its draft (so caches key
-    on it); ``batch_size``: images per ``draft`` call it prefers; ``device``: where it runs."""
+    on it); ``batch_size``: images per ``draft`` call it prefers; ``device``: where it runs;
+    ``dtype``: the precision of a local neural model's weights (None where that does not apply)."""
 
     takes_hints: bool = False
     batch_size: int = 8
     device: str = "cpu"
+    dtype: str | None = None
 
 
 class Drafter(ABC):

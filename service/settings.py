@@ -29,7 +29,10 @@ class Settings(BaseSettings):
     )
     model_revision: str | None = Field(None, description="Hub revision (branch, tag or commit) to pin.")
     device: str | None = Field(None, description="cuda, mps or cpu; default picks the best available.")
-    dtype: Literal["auto", "float32", "float16", "bfloat16"] | None = None
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] | None = Field(
+        None, description="Precision of a local model. auto (default): bfloat16 on CUDA (float16 without bf16) and on "
+        "CPUs with AMX-BF16 or AVX512-BF16 units, float32 elsewhere; float32 for exact float32.",
+    )
     batch_size: int = Field(8, ge=1, le=256, description="Images per model call (the dynamic batcher's max batch).")
 
     max_chars: int = Field(125, ge=20, le=1000, description="Alt text length budget.")

@@ -22,7 +22,10 @@ async def health() -> Health:
 async def ready(svc: ServicesDep):
     engine = svc.engine
     if engine.is_ready:
-        model = engine.drafter.model.model_dump()
+        caps = engine.drafter.capabilities  # where it runs and in which precision: what an operator checks
+        model = engine.drafter.model.model_dump() | {"device": caps.device}
+        if caps.dtype:
+            model["dtype"] = caps.dtype
         upstream = await engine.upstream_health()
         if upstream is not None and not upstream[0]:  # a remote model server that does not answer
             return JSONResponse(Ready(status="unavailable", model=model, detail=upstream[1]).model_dump(),

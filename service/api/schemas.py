@@ -165,5 +165,6 @@ class Health(BaseModel):
 
 class Ready(BaseModel):
     status: Literal["ready", "loading", "failed", "unavailable"]
-    model: dict | None = None
+    model: dict | None = Field(None, description="The model in use: id, revision, backend, device and, for a local "
+                               "neural model, dtype (the precision it runs in, e.g. bfloat16 on a CPU with AMX).")
     detail: str | None = None

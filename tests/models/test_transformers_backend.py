@@ -372,8 +372,11 @@ def saved(tmp_path_factory) -> dict[str, str]:
 
 
 def load(path: str, **kwargs) -> TransformersDrafter:
-    # local_files_only: a test must never reach the hub, even by mistake.
-    return TransformersDrafter(path, device="cpu", local_files_only=True, **kwargs)
+    # local_files_only: a test must never reach the hub, even by mistake. float32 unless a test
+    # says otherwise: "auto" is bfloat16 on CPUs with bf16 units, and these scrambled tiny models
+    # are so sensitive that bf16 rounding can change a draft with the batch it is in, so the
+    # contracts below would hold or not depending on the machine.
+    return TransformersDrafter(path, device="cpu", local_files_only=True, **({"dtype": "float32"} | kwargs))
 
 
 def images() -> list[Image.Image]:
@@ -600,7 +603,7 @@ def test_unknown_architecture_raises_model_load_error(tmp_path):
 
 def test_device_and_dtype_choice(monkeypatch):
     assert pick_device("cpu") == "cpu"
-    assert pick_dtype("auto", "cpu") == torch.float32
+    assert pick_dtype("auto", "cpu", {"avx2": True, "avx512_f": True}) == torch.float32  # bf16 would be emulated
     assert pick_dtype(None, "mps") == torch.float32
     assert pick_dtype("float16", "cpu") == torch.float16
     with pytest.raises(ValueError, match="unknown torch dtype"):
@@ -620,6 +623,44 @@ def test_device_and_dtype_choice(monkeypatch):
     assert pick_device("cpu") == "cpu"  # an explicit choice wins
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     assert pick_device("auto") == "cpu"
+
+
+def test_auto_dtype_on_cpu_is_bfloat16_only_with_bf16_units():
+    for units in ({"amx_bf16": True, "avx512_bf16": False}, {"avx512_bf16": True}):
+        assert pick_dtype("auto", "cpu", units) == torch.bfloat16
+        assert pick_dtype(None, "cpu", units) == torch.bfloat16
+        assert pick_dtype("float32", "cpu", units) == torch.float32  # ALTTEXT_DTYPE=float32: the way back
+    for none in ({}, {"avx512_f": True, "avx512_vnni": True, "amx_bf16": False}, {"architecture": "arm64", "bf16": True}):
+        assert pick_dtype("auto", "cpu", none) == torch.float32
+    assert pick_dtype(None, "mps", {"amx_bf16": True}) == torch.float32  # the CPU's units say nothing about MPS
+
+
+def test_cpu_bf16_units_need_both_torch_and_the_kernel(monkeypatch, tmp_path):
+    from models import transformers_backend as tb
+
+    cpuinfo = tmp_path / "cpuinfo"
+    monkeypatch.setattr(tb, "CPUINFO", cpuinfo)
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"amx_bf16": True, "avx512_bf16": False, "avx2": True})
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 amx_tile amx_bf16\n")
+    assert tb.cpu_has_native_bf16() and tb.pick_dtype(None, "cpu") == torch.bfloat16
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2\n")  # the kernel did not enable AMX
+    assert not tb.cpu_has_native_bf16() and tb.pick_dtype(None, "cpu") == torch.float32
+    assert tb.cpu_capabilities()["avx2"] is True  # other features pass through as torch reports them
+    cpuinfo.unlink()  # no /proc (not Linux): torch's word alone
+    assert tb.cpu_has_native_bf16()
+
+
+def test_the_drafter_runs_and_reports_the_dtype_auto_picked(saved, monkeypatch):
+    from models import transformers_backend as tb
+
+    monkeypatch.setattr(tb, "cpu_capabilities", lambda: {"avx512_bf16": True})
+    drafter = load(saved["blip"], dtype=None)
+    assert drafter.capabilities.dtype == "bfloat16" and drafter._model.dtype == torch.bfloat16
+    [draft] = drafter.draft(images()[:1])
+    assert isinstance(draft.text, str) and 0.0 < draft.confidence <= 1.0  # drafted in bf16 (this tiny model may end at once)
+    monkeypatch.setattr(tb, "cpu_capabilities", lambda: {"avx2": True})
+    assert load(saved["blip"], dtype="auto").capabilities.dtype == "float32"
+    assert load(saved["blip"], dtype="float32").capabilities.dtype == "float32"
 
 
 def test_families_come_from_the_config_not_the_name(saved, tmp_path):

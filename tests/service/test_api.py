@@ -60,6 +60,27 @@ def test_ready_is_503_until_the_model_is_loaded(tmp_path, monkeypatch):
         assert c.post("/v1/alt-text", files={"image": ("a.png", png("red"), "image/png")}).status_code == 200
 
 
+def test_ready_reports_where_and_in_which_precision_a_local_model_runs(tmp_path, monkeypatch):
+    # A tiny BLIP with random weights through the real loader: auto picks bfloat16 on a CPU
+    # with bf16 units (injected here, both ways), and ALTTEXT_DTYPE=float32 keeps float32.
+    from evaluation.bench_service import build_model
+    from models import transformers_backend
+
+    model = str(build_model(tmp_path / "blip", tiny=True))
+    for units, dtype, expected in (({"avx512_bf16": True}, None, "bfloat16"), ({"avx2": True}, "auto", "float32"),
+                                   ({"amx_bf16": True}, "float32", "float32")):
+        monkeypatch.setattr(transformers_backend, "cpu_capabilities", lambda units=units: units)
+        with TestClient(create_app(settings(tmp_path / expected, model=model, dtype=dtype, device="cpu"))) as c:
+            wait_ready(c, timeout_s=60)
+            ready = c.get("/ready").json()
+            assert ready["model"] | {"revision": None} == {"id": model, "revision": None, "backend": "transformers",
+                                                          "device": "cpu", "dtype": expected}
+            assert c.post("/v1/alt-text", files={"image": ("a.png", png("red"), "image/png")}).status_code == 200
+    with TestClient(create_app(settings(tmp_path / "colour"), ColourDrafter())) as c:
+        wait_ready(c)
+        assert "dtype" not in c.get("/ready").json()["model"]  # not a neural model: no precision to report
+
+
 def test_ready_reports_a_model_that_failed_to_load(tmp_path, monkeypatch):
     def broken(name, **options):
         raise OSError("weights not found")
