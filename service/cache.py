@@ -23,10 +23,13 @@ from service.settings import Settings
 PRUNE_EVERY = 500  # puts between size checks
 
 
-def cache_key(image_sha256: str, model: ModelRef, page: PageContext, settings: Settings) -> str:
+def cache_key(image_sha256: str, model: ModelRef, page: PageContext, settings: Settings,
+              dtype: str | None = None) -> str:
+    """``dtype``: the precision a local neural model runs in (bfloat16 and float32 drafts can
+    differ, and ALTTEXT_DTYPE=float32 must give float32's drafts back); None leaves it out."""
     material = {
         "image": image_sha256,
-        "model": model.model_dump(mode="json"),
+        "model": model.model_dump(mode="json") | ({"dtype": dtype} if dtype else {}),
         "policy": POLICY_VERSION,
         "page": page.model_dump(mode="json"),
         "merge": [settings.max_chars, settings.review_below, settings.nlp],

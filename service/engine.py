@@ -140,7 +140,8 @@ class AltTextEngine:
                        background: bool = False) -> list[AltResult]:
         """AltResults in order: cached ones at once, the rest through the batcher."""
         assert self.drafter is not None and self.batcher is not None, "model not ready"
-        keys = [cache_key(img.sha256, self.drafter.model, page, self.settings) for img, page in pairs]
+        dtype = self.drafter.capabilities.dtype
+        keys = [cache_key(img.sha256, self.drafter.model, page, self.settings, dtype) for img, page in pairs]
         found = await asyncio.to_thread(self._lookup, keys)
         missing = [i for i, r in enumerate(found) if r is None]
         if missing:

@@ -66,16 +66,20 @@ def test_ready_reports_where_and_in_which_precision_a_local_model_runs(tmp_path,
     from evaluation.bench_service import build_model
     from models import transformers_backend
 
+    # The result cache keys on the dtype: switching ALTTEXT_DTYPE=float32 gives float32's drafts,
+    # not those cached in bfloat16 (one data folder throughout, the same image each time).
     model = str(build_model(tmp_path / "blip", tiny=True))
-    for units, dtype, expected in (({"avx512_bf16": True}, None, "bfloat16"), ({"avx2": True}, "auto", "float32"),
-                                   ({"amx_bf16": True}, "float32", "float32")):
+    for units, dtype, expected, first in (({"avx512_bf16": True}, None, "bfloat16", "miss"),
+                                          ({"avx2": True}, "auto", "float32", "miss"),
+                                          ({"amx_bf16": True}, "float32", "float32", "hit")):
         monkeypatch.setattr(transformers_backend, "cpu_capabilities", lambda units=units: units)
-        with TestClient(create_app(settings(tmp_path / expected, model=model, dtype=dtype, device="cpu"))) as c:
+        with TestClient(create_app(settings(tmp_path, model=model, dtype=dtype, device="cpu"))) as c:
             wait_ready(c, timeout_s=60)
             ready = c.get("/ready").json()
             assert ready["model"] | {"revision": None} == {"id": model, "revision": None, "backend": "transformers",
                                                           "device": "cpu", "dtype": expected}
             assert c.post("/v1/alt-text", files={"image": ("a.png", png("red"), "image/png")}).status_code == 200
+            assert metric(c.get("/metrics").text, "alttext_cache_lookups_total", result=first) == 1, (dtype, expected)
     with TestClient(create_app(settings(tmp_path / "colour"), ColourDrafter())) as c:
         wait_ready(c)
         assert "dtype" not in c.get("/ready").json()["model"]  # not a neural model: no precision to report
