@@ -11,16 +11,21 @@ the same per image for every system. Systems, each alone on the machine, interle
 
 - ``naive`` (baseline A): a plain FastAPI sync endpoint calling ``generate`` per request
   (evaluation/bench_naive_app.py), under uvicorn on 127.0.0.1;
-- ``service``: ``alttext serve`` on the same model directory, result cache off;
+- ``service``: ``alttext serve`` on the same model directory, result cache off, in its default
+  dtype (``--service-dtype auto``: what users get; bfloat16 on a CPU with bf16 units, see
+  ``models.transformers_backend.pick_dtype``). ``--service-dtype auto,float32`` adds
+  ``service@float32``, the service in the naive app's float32: the scheduling-only ratio;
 - ``bare`` (baseline B): the bare model's ``generate`` on pre-decoded tensors at each batch
-  size and thread count tried, no HTTP; its best images/s counts;
+  size, thread count and dtype tried (float32 and each service dtype), no HTTP; its best
+  images/s counts;
 - ``offline``: ``alttext serve`` on the embedded default drafter at each ``--offline-clients``.
 
 HTTP loads are closed loops of N clients on 127.0.0.1 (httpx, one process) sending distinct
 JPEGs (shipped test photos with a unique trailing tag, so no cache can answer), each load
 bounded by ``--requests`` started and ``--duration-s`` seconds; requests in flight at the bound
 are waited for and counted. The load generator runs on the same cores, which costs every
-system alike. Ratios are per round, reported as the median with min and max. Writes
+system alike. Ratios are per round, reported as the median with min and max. The naive app
+stays in float32 (what tutorials write); every system's dtype is recorded. Writes
 ``latest.json`` and ``latest.md`` to ``--out`` (default evaluation/results/bench).
 """
 from __future__ import annotations
@@ -59,22 +64,28 @@ TARGETS = {"throughput_vs_naive_16": 1.3, "p95_vs_naive_16": 1.0, "service_vs_ba
 
 # --- the model -------------------------------------------------------------------------------
 
-def build_model(path: Path, *, tiny: bool = False) -> Path:
+def build_model(path: Path, *, tiny: bool = False, sighted: bool = False) -> Path:
     """Save a BLIP captioner with random weights (BLIP-base, or a tiny one for tests) and a
-    BERT-style tokenizer to ``path``, once. Nothing is downloaded."""
+    BERT-style tokenizer to ``path``, once. Nothing is downloaded.
+
+    ``sighted``: draw the vision encoder's weights at the text decoder's spread (std 0.02).
+    ``BlipConfig()`` initialises the vision encoder at std 1e-10, so its output is about 1e-6
+    whatever the image and every image gets the same caption; the compute is the same either
+    way, but only a sighted model's embeddings and text depend on the image (bench_speedups)."""
     marker = path / "bench-model.json"
-    if marker.exists() and json.loads(marker.read_text()).get("tiny") == tiny:
+    wanted = {"tiny": tiny} | ({"sighted": True} if sighted else {})
+    if marker.exists() and json.loads(marker.read_text()) == wanted:
         return path
     import torch
     from transformers import BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipImageProcessorPil, BlipProcessor
 
     if tiny:
         small = dict(hidden_size=32, intermediate_size=64, num_attention_heads=2, num_hidden_layers=2)
-        config = BlipConfig(text_config=dict(small, vocab_size=30524), vision_config=dict(small, image_size=64,
-                                                                                            patch_size=16),
-                            projection_dim=32)
+        vision = dict(small, image_size=64, patch_size=16)
+        config = BlipConfig(text_config=dict(small, vocab_size=30524),
+                            vision_config=vision | ({"initializer_range": 0.02} if sighted else {}), projection_dim=32)
     else:
-        config = BlipConfig()
+        config = BlipConfig(vision_config={"initializer_range": 0.02} if sighted else None)
     torch.manual_seed(0)
     model = BlipForConditionalGeneration(config).eval()
     with torch.no_grad():  # never end early: every image costs exactly the forced token count
@@ -89,7 +100,7 @@ def build_model(path: Path, *, tiny: bool = False) -> Path:
     size = config.vision_config.image_size
     BlipProcessor(image_processor=BlipImageProcessorPil(size={"height": size, "width": size}),
                   tokenizer=tokenizer).save_pretrained(path)
-    marker.write_text(json.dumps({"tiny": tiny}))
+    marker.write_text(json.dumps(wanted))
     return path
 
 
@@ -146,8 +157,8 @@ def require_device(device: str) -> None:
 # --- baseline B: the bare model --------------------------------------------------------------
 
 def bare(model_dir: str, tokens: int, batch_sizes: list[int], threads: list[int], seconds: float,
-         device: str) -> list[dict]:
-    """images/s of generate() on pre-decoded tensors, per (batch size, threads)."""
+         device: str, dtypes: list[str] = ("float32",)) -> list[dict]:
+    """images/s of generate() on pre-decoded tensors, per (dtype, batch size, threads)."""
     import io
 
     import torch
@@ -155,13 +166,23 @@ def bare(model_dir: str, tokens: int, batch_sizes: list[int], threads: list[int]
     from transformers import BlipForConditionalGeneration, BlipProcessor
 
     processor = BlipProcessor.from_pretrained(model_dir)
-    model = BlipForConditionalGeneration.from_pretrained(model_dir).to(device).eval()
     pictures = [Image.open(io.BytesIO(b)).convert("RGB") for b in photos(max(batch_sizes))]
+    rows = []
+    for dtype in dtypes:
+        model = BlipForConditionalGeneration.from_pretrained(model_dir, dtype=getattr(torch, dtype)).to(device).eval()
+        rows += _bare_rows(model, processor, pictures, tokens, batch_sizes, threads, seconds, device, dtype)
+        del model
+    return rows
+
+
+def _bare_rows(model, processor, pictures, tokens, batch_sizes, threads, seconds, device, dtype) -> list[dict]:
+    import torch
+
     rows = []
     for n_threads in threads:
         torch.set_num_threads(n_threads)
         for batch in batch_sizes:
-            pixels = processor(images=pictures[:batch], return_tensors="pt")["pixel_values"].to(device)
+            pixels = processor(images=pictures[:batch], return_tensors="pt")["pixel_values"].to(device, model.dtype)
             with torch.inference_mode():
                 model.generate(pixel_values=pixels, max_new_tokens=tokens)  # warm
                 calls, start = 0, time.perf_counter()
@@ -171,7 +192,7 @@ def bare(model_dir: str, tokens: int, batch_sizes: list[int], threads: list[int]
                 if device.startswith("cuda"):
                     torch.cuda.synchronize()  # count only finished work
                 elapsed = time.perf_counter() - start
-            rows.append({"threads": n_threads, "batch": batch, "images_per_s": calls * batch / elapsed,
+            rows.append({"dtype": dtype, "threads": n_threads, "batch": batch, "images_per_s": calls * batch / elapsed,
                          "new_tokens": int(out.shape[1]) - 1})
     return rows
 
@@ -179,22 +200,52 @@ def bare(model_dir: str, tokens: int, batch_sizes: list[int], threads: list[int]
 def run_bare(args, model_dir: Path) -> dict:
     cmd = [sys.executable, "-m", "evaluation.bench_service", "--bare-only", "--model-dir", str(model_dir),
            "--tokens", str(args.tokens), "--bare-batch-sizes", args.bare_batch_sizes,
-           "--bare-threads", args.bare_threads, "--bare-seconds", str(args.bare_seconds), "--device", args.device]
+           "--bare-threads", args.bare_threads, "--bare-seconds", str(args.bare_seconds), "--device", args.device,
+           "--bare-dtypes", ",".join(bare_dtypes(args))]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=BARE_S)
     if out.returncode:
         raise RuntimeError(f"bare model run failed ({out.returncode}):\n{out.stderr[-3000:]}")
     rows = json.loads(out.stdout.strip().splitlines()[-1])
     best = max(rows, key=lambda r: r["images_per_s"])
-    return {"configs": rows, "best": best}
+    by_dtype = {d: max((r for r in rows if r["dtype"] == d), key=lambda r: r["images_per_s"]) for d in {r["dtype"] for r in rows}}
+    return {"configs": rows, "best": best, "best_by_dtype": by_dtype}
+
+
+def service_dtypes(args) -> list[str]:
+    """The dtypes the service runs in, as asked (auto, float32, ...): the first is the headline."""
+    return [d.strip() for d in args.service_dtype.split(",") if d.strip()] or ["auto"]
+
+
+def resolved_dtype(dtype: str, device: str) -> str:
+    """What the service's "auto" (or a named dtype) is on ``device`` here, as pick_dtype decides."""
+    from models.transformers_backend import pick_dtype
+
+    return str(pick_dtype(dtype, device)).removeprefix("torch.")
+
+
+def bare_dtypes(args) -> list[str]:
+    """float32 (the naive app's) and each dtype the service runs in: baseline B is the best of them."""
+    dtypes = ["float32"]
+    for d in service_dtypes(args):
+        if (r := resolved_dtype(d, args.device)) not in dtypes:
+            dtypes.append(r)
+    return dtypes
+
+
+def service_kind(dtype: str, index: int) -> str:
+    """The headline service is "service"; each further dtype asked for is "service@DTYPE"."""
+    return "service" if index == 0 else f"service@{dtype}"
 
 
 # --- servers and load ------------------------------------------------------------------------
 
 @contextmanager
-def server(kind: str, model_dir: Path, tokens: int, work: Path, device: str, *, trace_memory: Path | None = None):
+def server(kind: str, model_dir: Path, tokens: int, work: Path, device: str, *, trace_memory: Path | None = None,
+           dtype: str = "auto"):
     """(base URL, upload path, pid) of a started server of ``kind``: naive, service or offline.
     ``trace_memory``: run `alttext serve` under tracemalloc (evaluation/bench_traced.py), which
-    writes its growth report there."""
+    writes its growth report there. ``dtype``: the service's ALTTEXT_DTYPE (the naive app is
+    always float32)."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     if kind == "naive":
@@ -208,8 +259,7 @@ def server(kind: str, model_dir: Path, tokens: int, work: Path, device: str, *, 
                 "ALTTEXT_REQUEST_TIMEOUT_S": "3600", "ALTTEXT_QUEUE_SIZE": "1024"}
         if kind == "service":
             env |= {"ALTTEXT_MODEL": str(model_dir), "ALTTEXT_GENERATION_MAX_NEW_TOKENS": str(tokens),
-                    "ALTTEXT_GENERATION_NO_REPEAT_NGRAM_SIZE": "0", "ALTTEXT_DEVICE": device,
-                    "ALTTEXT_DTYPE": "float32"}  # as the naive app and the bare model (on CUDA "auto" is half)
+                    "ALTTEXT_GENERATION_NO_REPEAT_NGRAM_SIZE": "0", "ALTTEXT_DEVICE": device, "ALTTEXT_DTYPE": dtype}
         else:
             env["ALTTEXT_MODEL"] = "offline"
         cmd = [ALTTEXT, "serve", "--port", str(port)]
@@ -288,12 +338,21 @@ def load(url: str, pid: int, clients: int, requests: int, duration_s: float, *, 
             "peak_rss_mb": peak["rss_kb"] / 1024}
 
 
-def run_http(kind: str, args, model_dir: Path, work: Path, client_counts: list[int]) -> dict:
-    with server(kind, model_dir, args.tokens, work, args.device) as (url, pid):
+def run_http(kind: str, args, model_dir: Path, work: Path, client_counts: list[int],
+             dtype: str = "auto") -> tuple[dict, str | None]:
+    """The loads at each client count, and the dtype the system ran in."""
+    import httpx
+
+    with server(kind, model_dir, args.tokens, work, args.device, dtype=dtype) as (url, pid):
         load(url, pid, 1, 1, 60.0)  # one warm-up request, not counted (the naive app warms here)
         plain = kind == "offline"  # the embedded default's target is for photos without text
-        return {str(n): load(url, pid, n, max(args.requests, n), args.duration_s, without_text=plain)
-                for n in client_counts}
+        loads = {str(n): load(url, pid, n, max(args.requests, n), args.duration_s, without_text=plain)
+                 for n in client_counts}
+        if kind == "naive":
+            used = "float32"  # from_pretrained's default, as tutorials write it
+        else:  # what the service says it runs in (/ready), not what was asked
+            used = httpx.get(url.rsplit("/v1/", 1)[0] + "/ready", timeout=30).json()["model"].get("dtype")
+        return loads, used
 
 
 # --- the plan --------------------------------------------------------------------------------
@@ -310,17 +369,20 @@ def plan(args, client_counts: list[int], offline_counts: list[int]) -> dict:
     cores = min(os.cpu_count() or 2, 8)
     blip = (cores / 2) / (0.5 + args.tokens / 20) * (20 if args.tiny else 1)  # per-image cost grows with tokens
     parts: dict[str, dict] = {}
-    for kind, counts in (("naive", client_counts), ("service", client_counts), ("offline", offline_counts)):
+    services = [(service_kind(d, i), client_counts) for i, d in enumerate(service_dtypes(args))]
+    for kind, counts in (("naive", client_counts), *services, ("offline", offline_counts)):
         if not counts:
             continue
-        rate = PLAN_RATES[kind] * (cores / 2 if kind == "offline" else blip)
-        estimate, ceiling = PLAN_START_S[kind] + 1 / rate, START_S + 60.0 + DRAIN_S  # start + warm-up request
+        rate = PLAN_RATES[kind.partition("@")[0]] * (cores / 2 if kind == "offline" else blip)
+        estimate, ceiling = PLAN_START_S[kind.partition("@")[0]] + 1 / rate, START_S + 60.0 + DRAIN_S  # start + warm-up request
         for clients in counts:
             estimate += min(max(args.requests, clients) / rate, args.duration_s + min(clients / rate, DRAIN_S))
             ceiling += args.duration_s + DRAIN_S
         parts[kind] = {"loads": len(counts), "estimate_s": estimate, "ceiling_s": ceiling}
     bare_s = PLAN_START_S["bare"]
     threads, batches = [int(x) for x in args.bare_threads.split(",")], [int(x) for x in args.bare_batch_sizes.split(",")]
+    dtypes = len(bare_dtypes(args))  # bfloat16 is faster where it is picked: an upper estimate
+    threads = threads * dtypes
     for t in threads:
         for b in batches:
             call = b / (PLAN_RATES["bare"] * blip * min(t, cores) / cores)
@@ -377,6 +439,15 @@ def summarise(rounds: list[dict], client_counts: list[int]) -> dict:
         if naive["p95_s"] and ours["p95_s"]:
             ratios["p95_vs_naive_16"].append(ours["p95_s"] / naive["p95_s"])
         ratios["service_vs_bare_model"].append(ours["images_per_s"] / r["bare"]["best"]["images_per_s"])
+        # Each further service dtype (service@float32: scheduling only, the naive app's precision).
+        for kind in (k for k in r if k.startswith("service@")):
+            other = r[kind][ref]
+            name = "service_" + kind.partition("@")[2]
+            if naive["images_per_s"]:
+                ratios.setdefault(f"{name}_vs_naive_16", []).append(other["images_per_s"] / naive["images_per_s"])
+            if naive["p95_s"] and other["p95_s"]:
+                ratios.setdefault(f"{name}_p95_vs_naive_16", []).append(other["p95_s"] / naive["p95_s"])
+            ratios.setdefault(f"{name}_vs_bare_model", []).append(other["images_per_s"] / r["bare"]["best"]["images_per_s"])
     return {k: spread(v) for k, v in ratios.items() if v} | {"reference_clients": int(ref)}
 
 
@@ -397,9 +468,14 @@ def markdown(result: dict) -> str:
             sign = "<=" if key.startswith("p95") else ">="
             lines.append(f"| {key} | {v['median']:.2f} | {v['min']:.2f} | {v['max']:.2f} | {sign} {target} | "
                          f"{'yes' if ok else 'no'} |")
-    lines += ["", "| system | clients | images/s median [min-max] | p50 s | p95 s | p99 s | peak RSS MB |",
-              "| --- | --- | --- | --- | --- | --- | --- |"]
-    for kind in ("naive", "service", "offline"):
+    for key in sorted(k for k in s if k.startswith("service_") and k != "service_vs_bare_model"):
+        v = s[key]
+        lines.append(f"| {key} | {v['median']:.2f} | {v['min']:.2f} | {v['max']:.2f} | - | - |")
+    lines += ["", "| system | dtype | clients | images/s median [min-max] | p50 s | p95 s | p99 s | peak RSS MB |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    extra = sorted({k for r in result["per_round"] for k in r if k.startswith("service@")})
+    for kind in ("naive", "service", *extra, "offline"):
+        dtype = next((r["dtypes"][kind] for r in result["per_round"] if kind in r.get("dtypes", {})), None) or "-"
         counts = sorted({c for r in result["per_round"] if kind in r for c in r[kind]}, key=int)
         for c in counts:
             rows = [r[kind][c] for r in result["per_round"] if kind in r and c in r[kind]]
@@ -409,21 +485,22 @@ def markdown(result: dict) -> str:
                 vals = [x[key] for x in rows if x[key] is not None]
                 return f"{statistics.median(vals):.2f}" if vals else "-"
 
-            lines.append(f"| {kind} | {c} | {statistics.median(ips):.2f} [{min(ips):.2f}-{max(ips):.2f}] | "
+            lines.append(f"| {kind} | {dtype} | {c} | {statistics.median(ips):.2f} [{min(ips):.2f}-{max(ips):.2f}] | "
                          f"{med('p50_s')} | {med('p95_s')} | {med('p99_s')} | {med('peak_rss_mb')} |")
     if not all("bare" in r for r in result["per_round"]):  # the embedded default alone
         return "\n".join(lines) + "\n"
     bests = [r["bare"]["best"] for r in result["per_round"]]
-    lines.append(f"| bare model (best) | - | {statistics.median(b['images_per_s'] for b in bests):.2f} "
+    lines.append(f"| bare model (best) | {bests[0].get('dtype', 'float32')} | - | "
+                 f"{statistics.median(b['images_per_s'] for b in bests):.2f} "
                  f"[{min(b['images_per_s'] for b in bests):.2f}-{max(b['images_per_s'] for b in bests):.2f}] | "
                  f"batch {bests[0]['batch']}, {bests[0]['threads']} threads (round 1) | | | |")
     lines += ["", "Bare model, every configuration tried (images/s per round):", ""]
     configs: dict[tuple, list[float]] = {}
     for r in result["per_round"]:
         for c in r["bare"]["configs"]:
-            configs.setdefault((c["threads"], c["batch"]), []).append(c["images_per_s"])
-    for (threads, batch), vals in sorted(configs.items()):
-        lines.append(f"- {threads} threads, batch {batch}: " + ", ".join(f"{v:.2f}" for v in vals))
+            configs.setdefault((c.get("dtype", "float32"), c["threads"], c["batch"]), []).append(c["images_per_s"])
+    for (dtype, threads, batch), vals in sorted(configs.items()):
+        lines.append(f"- {dtype}, {threads} threads, batch {batch}: " + ", ".join(f"{v:.2f}" for v in vals))
     return "\n".join(lines) + "\n"
 
 
@@ -441,6 +518,9 @@ def main(argv: list[str] | None = None) -> dict | None:
     p.add_argument("--bare-seconds", type=float, default=10.0)
     p.add_argument("--offline-clients", default="4,16", help="client counts for the embedded default; '' skips it")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--service-dtype", default="auto",
+                   help="the service's ALTTEXT_DTYPE; a list (auto,float32) adds a service system per further dtype")
+    p.add_argument("--bare-dtypes", default=None, help=argparse.SUPPRESS)
     p.add_argument("--out", type=Path, default=ROOT / "evaluation" / "results" / "bench")
     p.add_argument("--busy-note", default="", help="printed in the table, e.g. that the machine was busy")
     p.add_argument("--plan", action="store_true", help="print the plan (loads, estimated time, ceiling) and stop")
@@ -454,8 +534,9 @@ def main(argv: list[str] | None = None) -> dict | None:
     require_device(args.device)
     model_dir = model_dir_of(args)
     if args.bare_only:
+        dtypes = args.bare_dtypes.split(",") if args.bare_dtypes else bare_dtypes(args)
         print(json.dumps(bare(str(model_dir), args.tokens, ints(args.bare_batch_sizes), ints(args.bare_threads),
-                              args.bare_seconds, args.device)))
+                              args.bare_seconds, args.device, dtypes)))
         return None
 
     client_counts = ints(args.clients)
@@ -466,17 +547,23 @@ def main(argv: list[str] | None = None) -> dict | None:
         build_model(model_dir, tiny=args.tiny)
     info = machine()
     work = Path(tempfile.mkdtemp(prefix="alttext-bench-"))
-    systems = (["naive", "service", "bare"] if client_counts else []) + (["offline"] if offline_counts else [])
+    service_kinds = {service_kind(d, i): d for i, d in enumerate(service_dtypes(args))} if client_counts else {}
+    systems = (["naive", *service_kinds, "bare"] if client_counts else []) + (["offline"] if offline_counts else [])
     per_round = []
     for i in range(args.rounds):
         order = systems[i % len(systems):] + systems[:i % len(systems)]
-        row: dict = {"order": order}
+        row: dict = {"order": order, "dtypes": {}}
         for kind in order:
             print(f"round {i + 1}/{args.rounds}: {kind}", file=sys.stderr, flush=True)
             if kind == "bare":
                 row["bare"] = run_bare(args, model_dir)
+                row["dtypes"]["bare"] = row["bare"]["best"]["dtype"]
+            elif kind in service_kinds:
+                row[kind], row["dtypes"][kind] = run_http("service", args, model_dir, work, client_counts,
+                                                          dtype=service_kinds[kind])
             else:
-                row[kind] = run_http(kind, args, model_dir, work, offline_counts if kind == "offline" else client_counts)
+                row[kind], row["dtypes"][kind] = run_http(kind, args, model_dir, work,
+                                                          offline_counts if kind == "offline" else client_counts)
         per_round.append(row)
     info["load_avg_at_end"] = os.getloadavg()
     summary = summarise(per_round, client_counts)
@@ -486,6 +573,8 @@ def main(argv: list[str] | None = None) -> dict | None:
         "model": "BLIP tiny (random weights)" if args.tiny else "BLIP-base (random weights, BlipConfig())",
         "tokens": args.tokens, "rounds": args.rounds, "machine": info, "busy_note": args.busy_note,
         "summary": summary, "per_round": per_round, "plan": the_plan,
+        "dtypes": {"naive": "float32", **{k: resolved_dtype(d, args.device) for k, d in service_kinds.items()},
+                   "bare": bare_dtypes(args)} if client_counts else {},
         **{k: summary[k]["median"] for k in TARGETS if k in summary},
         "targets": TARGETS,
     }

@@ -12,7 +12,7 @@ def test_the_benchmark_runs_every_system_and_writes_its_ratios(tmp_path):
     bench_service.main(["--tiny", "--model-dir", str(tmp_path / "model"), "--out", str(out), "--rounds", "1",
                         "--clients", "1,2", "--requests", "3", "--duration-s", "5", "--tokens", "4",
                         "--bare-batch-sizes", "1,2", "--bare-threads", "1", "--bare-seconds", "0.2",
-                        "--offline-clients", "1"])
+                        "--offline-clients", "1", "--service-dtype", "auto,float32"])
     result = json.loads((out / "latest.json").read_text())
     for key in ("throughput_vs_naive_16", "p95_vs_naive_16", "service_vs_bare_model", "offline_images_per_s"):
         assert result[key] > 0, key
@@ -27,9 +27,19 @@ def test_the_benchmark_runs_every_system_and_writes_its_ratios(tmp_path):
     # Every image got exactly the forced number of new tokens, so compute is the same per image.
     assert {c["new_tokens"] for c in round_["bare"]["configs"]} == {4}
     assert {(c["threads"], c["batch"]) for c in round_["bare"]["configs"]} == {(1, 1), (1, 2)}
+    # Every system's dtype is recorded: the naive app float32, the service what auto picks here
+    # (as /ready reports it), service@float32 float32; baseline B sweeps float32 and the service's.
+    auto = bench_service.resolved_dtype("auto", "cpu")
+    assert round_["dtypes"] | {"bare": None} == {"naive": "float32", "service": auto, "service@float32": "float32",
+                                                 "offline": None, "bare": None}
+    assert {c["dtype"] for c in round_["bare"]["configs"]} == {"float32", auto} == set(result["dtypes"]["bare"])
+    assert round_["bare"]["best"]["images_per_s"] == max(c["images_per_s"] for c in round_["bare"]["configs"])
+    assert round_["service@float32"]["2"]["ok"] >= 3
+    assert result["summary"]["service_float32_vs_naive_16"]["median"] > 0
     assert round_["offline"]["1"]["ok"] >= 3
     table = (out / "latest.md").read_text()
-    assert "| service | 2 |" in table and "throughput_vs_naive_16" in table
+    assert f"| service | {auto} | 2 |" in table and "| service@float32 | float32 | 2 |" in table
+    assert "throughput_vs_naive_16" in table and "service_float32_vs_naive_16" in table
 
 
 def test_clients_empty_measures_the_embedded_default_alone(tmp_path, monkeypatch):
@@ -40,12 +50,12 @@ def test_clients_empty_measures_the_embedded_default_alone(tmp_path, monkeypatch
     monkeypatch.setattr(bench_service, "build_model", lambda *a, **k: started.append("build"))
     monkeypatch.setattr(bench_service, "run_bare", lambda *a, **k: started.append("bare"))
     monkeypatch.setattr(bench_service, "run_http", lambda kind, args, model_dir, work, counts:
-                        started.append(kind) or {str(n): dict(load, images_per_s=load["images_per_s"] + n)
-                                                 for n in counts})
+                        started.append(kind) or ({str(n): dict(load, images_per_s=load["images_per_s"] + n)
+                                                  for n in counts}, None))
     out = tmp_path / "bench"
     result = bench_service.main(["--clients", "", "--offline-clients", "4,16", "--rounds", "2", "--out", str(out)])
     assert started == ["offline", "offline"]
     assert result["offline_images_per_s"] == 25.0
     assert "throughput_vs_naive_16" not in result["summary"]
-    assert "| offline | 16 | 25.00" in (out / "offline_service.md").read_text()
+    assert "| offline | - | 16 | 25.00" in (out / "offline_service.md").read_text()  # no dtype: not a torch model
     assert not (out / "latest.json").exists()  # the full run's results stay
