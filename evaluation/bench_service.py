@@ -326,16 +326,30 @@ def load(url: str, pid: int, clients: int, requests: int, duration_s: float, *, 
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
+    cpu_start = cpu_s(pid)
     try:
         elapsed = asyncio.run(run())
     finally:
         stop.set()
         sampler.join()
+    cpu = cpu_s(pid) - cpu_start
     ordered = sorted(latencies)
     return {"clients": clients, "ok": len(latencies), "statuses": statuses, "seconds": elapsed,
             "images_per_s": len(latencies) / elapsed if elapsed else 0.0,
             "p50_s": _pct(ordered, 0.50), "p95_s": _pct(ordered, 0.95), "p99_s": _pct(ordered, 0.99),
-            "peak_rss_mb": peak["rss_kb"] / 1024}
+            "peak_rss_mb": peak["rss_kb"] / 1024,
+            # the server's own CPU (all its threads) per answered image: HTTP, decoding, the
+            # model, the merge; less disturbed by other load on the machine than images/s
+            "server_cpu_ms_per_image": cpu * 1000 / len(latencies) if latencies and cpu >= 0 else None}
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (-inf where /proc cannot say)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("-inf")
 
 
 def run_http(kind: str, args, model_dir: Path, work: Path, client_counts: list[int],
