@@ -584,7 +584,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     result = {
         "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "python -m evaluation.bench_service " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "model": "BLIP tiny (random weights)" if args.tiny else "BLIP-base (random weights, BlipConfig())",
+        "model": ("none: the embedded default alone" if not client_counts else
+                  "BLIP tiny (random weights)" if args.tiny else "BLIP-base (random weights, BlipConfig())"),
         "tokens": args.tokens, "rounds": args.rounds, "machine": info, "busy_note": args.busy_note,
         "summary": summary, "per_round": per_round, "plan": the_plan,
         "dtypes": {"naive": "float32", **{k: resolved_dtype(d, args.device) for k, d in service_kinds.items()},
