@@ -54,7 +54,7 @@ class OfflineDrafter(Drafter):
     capabilities = Capabilities(takes_hints=False, batch_size=8, device="cpu")
 
     def __init__(self, *, read_text: bool = True, count_faces: bool = True, workers: int | None = None,
-                 text_gate: bool = True, engine: str = "onnx", int8: bool = False,
+                 text_gate: bool = True, engine: str = "onnx",
                  face_side: int | None = FACE_SIDE) -> None:
         """``workers``: images (and components) drafted at once, each on one thread; by
         default one per usable core, at most ``MAX_WORKERS`` (each worker holds its own text
@@ -62,10 +62,7 @@ class OfflineDrafter(Drafter):
         other, each component with its own library's thread pool. ``text_gate``: run the
         full text reader only where a cheap check on a small copy finds text. ``engine``: "onnx"
         (the object detector's and the classifier's networks on ONNX Runtime) or "classic" (as
-        before: the detector on OpenCV's DNN module, the classifier in torch). ``int8``: the object
-        detector's network quantized to int8 at load (ONNX Runtime only; about 2.5x faster, but
-        it changed 57 of 339 dev drafts, so it is off by default; calibrated on the shipped test
-        photos, so it needs a source checkout). ``face_side``: faces are looked for on a copy
+        before: the detector on OpenCV's DNN module, the classifier in torch). ``face_side``: faces are looked for on a copy
         with this long side (None: full size)."""
         # yuface and onnxruntime start one OpenMP thread per core unless told otherwise.
         os.environ.setdefault("OMP_NUM_THREADS", str(min(4, os.cpu_count() or 1)))
@@ -84,7 +81,6 @@ class OfflineDrafter(Drafter):
             engine = "classic"
         self.engine = engine
         self.face_side = face_side
-        self.int8 = int8 and engine == "onnx"
         self._model = ModelRef(id=MODEL_ID, revision=_revision(), backend="offline")
         self._pool_lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
@@ -112,13 +108,7 @@ class OfflineDrafter(Drafter):
 
         # With workers, each image's detection runs on one thread: OpenCV's own pool
         # would add a second team of busy threads on the same cores.
-        calibration = None
-        if self.int8:
-            from models.offline.calibration import photos
-
-            calibration = photos()
-        return ObjectDetector(threads=1 if self.workers else None, engine="onnx" if self.engine == "onnx" else "opencv",
-                              calibration=calibration)
+        return ObjectDetector(threads=1 if self.workers else None, engine="onnx" if self.engine == "onnx" else "opencv")
 
     @cached_property
     def reader(self):

@@ -54,12 +54,9 @@ class ObjectDetector:
 
     INPUT_SIZE = 300
 
-    def __init__(self, min_score: float = 0.5, *, threads: int | None = None, engine: str = "onnx",
-                 calibration: list[np.ndarray] | None = None) -> None:
+    def __init__(self, min_score: float = 0.5, *, threads: int | None = None, engine: str = "onnx") -> None:
         """``threads``: threads per call (OpenCV's setting is process-wide; None leaves the
-        libraries' defaults). ``engine``: "onnx" (ONNX Runtime) or "opencv". ``calibration``:
-        RGB photos; when given (ONNX Runtime only), the network runs in int8, its activation
-        ranges measured on these photos."""
+        libraries' defaults). ``engine``: "onnx" (ONNX Runtime) or "opencv"."""
         if engine not in ("onnx", "opencv"):
             raise ValueError(f"unknown detector engine {engine!r}")
         if threads is not None:
@@ -74,8 +71,7 @@ class ObjectDetector:
         if engine == "onnx":
             from models.offline.ssd_onnx import OnnxSSD, graph_text
 
-            blobs = None if calibration is None else [self._blob(rgb) for rgb in calibration]
-            self.onnx = OnnxSSD(self.net, graph_text(folder), threads, blobs)
+            self.onnx = OnnxSSD(self.net, graph_text(folder), threads)
             self.net = None  # the weights now live in the ONNX Runtime session
 
     def _blob(self, rgb: np.ndarray) -> np.ndarray:

@@ -162,14 +162,13 @@ def build_torch(net, nodes: list[dict]):
 class OnnxSSD:
     """``run(blob)`` -> (box encodings (N, 4), class scores (N, 91)) for one 300x300 blob."""
 
-    def __init__(self, net, graph_text: str, threads: int | None, calibration: list | None = None) -> None:
-        """``calibration``: 300x300 blobs; when given, the network runs in int8 (``ort.int8``)."""
+    def __init__(self, net, graph_text: str, threads: int | None) -> None:
         import torch
 
         from models.offline.ort import session
 
         self.session = session(build_torch(net, parse_graph(graph_text)), torch.zeros(1, 3, INPUT, INPUT),
-                               threads=threads, calibration=calibration)
+                               threads=threads)
         net.setInput(np.zeros((1, 3, INPUT, INPUT), np.float32))
         priors = np.asarray(net.forward(PRIORS))[0]
         self.priors, self.variances = priors[0].reshape(-1, 4), priors[1].reshape(-1, 4)

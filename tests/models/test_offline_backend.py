@@ -195,24 +195,3 @@ def test_faces_are_looked_for_on_a_bounded_copy_of_a_large_photo():
     assert all(0.0 < share < 1.0 and 0.75 <= score <= 1.0 for score, share in found)
     assert shapes == [(343, MAX_SIDE, 3), (183, 256, 3)]
     assert FaceCounter(max_side=None).max_side is None
-
-
-def test_int8_detector_agrees_with_the_float_one_on_the_shipped_photos(offline_drafter):
-    """The opt-in int8 detector (off by default: on the dev sets it changed 57 of 339 drafts)
-    runs quantized convolutions and finds mostly the same objects."""
-    import numpy as np
-
-    from models.offline.calibration import photos
-    from models.offline.detector import ObjectDetector
-
-    calibration = photos()
-    exact, int8 = offline_drafter.detector, ObjectDetector(threads=1, calibration=calibration)
-    same = 0
-    for rgb in calibration:
-        a = sorted(name for name, _, _ in exact.detect(None, rgb))
-        b = sorted(name for name, _, _ in int8.detect(None, rgb))
-        same += a == b
-        assert set(a) & set(b) or not a, (a, b)  # never an entirely different picture
-    assert same >= len(calibration) - 2
-    blob = np.zeros((1, 3, 300, 300), np.float32)
-    assert not np.array_equal(exact.onnx.run(blob)[1], int8.onnx.run(blob)[1])  # really a different network
