@@ -24,7 +24,7 @@ from service.page import PageContext
 from service.result import AltResult, Source
 from service.text import containment, content_words, fit, lower_first, sanitise, sentences, strip_credits, upper_first
 
-POLICY_VERSION = "2026-12-01.5"  # part of the cache key: bump when output for the same input changes
+POLICY_VERSION = "2026-12-01.6"  # part of the cache key: bump when output for the same input changes
 DRAFT_LANGUAGE = "en"  # what a draft that does not say is written in (captioners write English only)
 CAPTION_CONFIDENCE = 0.7  # a human wrote the caption, but it may not describe the picture
 
@@ -292,8 +292,18 @@ def _first_thing(sentence: str) -> str | None:
         head.append(word)
     if not head:
         return None
-    thing = head[-1]
-    return thing[:-1] if thing.endswith("s") and not thing.endswith("ss") and len(thing) > 3 else thing
+    return head[-1]
+
+
+def _forms(word: str) -> set[str]:
+    """A word and what it may be the plural of ("buses": bus, buse; "vases": vase, vas): no
+    rule makes every English plural singular, so both are tried and a wrong one matches nothing."""
+    forms = {word}
+    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        forms.add(word[:-1])
+        if word.endswith("es"):
+            forms.add(word[:-2])
+    return {f for f in forms if len(f) >= 3}
 
 
 def _restates_kind(addition: str, subject: str) -> bool:
@@ -302,13 +312,14 @@ def _restates_kind(addition: str, subject: str) -> bool:
     trolleybus IS a bus. The same word ("Our dog Rex. A black dog on a red sofa.") reads as the same
     thing described, so it stays. Words of the subject before its first preposition are its head."""
     thing = _first_thing(addition)
-    if not thing or thing in _GENERIC or thing in _PEOPLE or len(thing) < 3:
+    things = _forms(thing) if thing else set()
+    if not things or things & (_GENERIC | _PEOPLE):
         return False
-    head = [w.lower() for w in re.findall(r"[^\W\d_][\w-]*", _HEAD_ENDS.sub("", subject))]
-    kinds = _KINDS.get(thing, frozenset())
-    if thing in head:
+    head = [_forms(w.lower()) for w in re.findall(r"[^\W\d_][\w-]*", _HEAD_ENDS.sub("", subject))]
+    if any(forms & things for forms in head):
         return False
-    return any(w.endswith(thing) or w in kinds for w in head)
+    kinds = frozenset().union(*(_KINDS.get(t, frozenset()) for t in things))
+    return any(w.endswith(t) or w in kinds for forms in head for w in forms for t in things)
 
 
 _MEDIA = ("Black-and-white photograph", "Chart", "Logo", "Illustration", "Screenshot", "Diagram", "Map", "Document")

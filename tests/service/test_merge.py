@@ -509,6 +509,9 @@ def test_the_bar_beside_a_caption_is_right_nineteen_times_in_twenty_on_coco_dev(
     [
         # a plainer word for the subject's own kind reads as a second thing: dropped
         ("An SOR TNB 12 trolleybus on the opening day", "A bus and a car on a street.", "An SOR TNB 12 trolleybus."),
+        ("Trolleybuses of the new system", "Two buses on a street.", "Trolleybuses of the new system."),
+        ("Ming dynasty jars", "Two vases on a table.", "Ming dynasty jars."),
+        ("Trolleybuses of the new system", "Two buses on a street.", "Trolleybuses of the new system."),
         ("Burnished Jar by Magdalene Odundo", "A black vase.", "Burnished Jar by Magdalene Odundo."),
         ("The steamship Great Britain in dock", "A boat on the water.", "The steamship Great Britain in dock."),
         # the same word describes the same thing: kept
