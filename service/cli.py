@@ -77,9 +77,7 @@ def describe(
     loaded, failed = [], False
     for path in images:
         try:
-            loaded.append((path, load_image(path, max_bytes=settings.max_image_bytes,
-                                             max_pixels=settings.max_image_pixels,
-                                             decode_side=settings.decode_side)))
+            loaded.append((path, load_image(path, **settings.image_limits())))
         except ImageError as exc:
             failed = True
             _report_error(path, exc, as_json)

@@ -130,9 +130,7 @@ class AltTextEngine:
             data = decode_base64(b64, self.settings.max_image_bytes)
         assert data is not None
         with self.metrics.time("decode"):
-            return await asyncio.to_thread(load_image, data, max_bytes=self.settings.max_image_bytes,
-                                           max_pixels=self.settings.max_image_pixels,
-                                           decode_side=self.settings.decode_side)
+            return await asyncio.to_thread(load_image, data, **self.settings.image_limits())
 
     # --- describing ----------------------------------------------------------------------
 

@@ -145,6 +145,11 @@ class Settings(BaseSettings):
             )
         return self
 
+    def image_limits(self) -> dict:
+        """``models.imageio.load_image``'s limits for an image this service is given."""
+        return {"max_bytes": self.max_image_bytes, "max_pixels": self.max_image_pixels,
+                "decode_side": self.decode_side}
+
     def drafter_options(self) -> dict:
         """The generic drafter settings that the chosen backend takes (the backend says which)."""
         from models.registry import drafter_options

@@ -38,8 +38,7 @@ Outcome = AltResult | Failure
 
 def read_image(item: Item, settings: Settings, crawler=None) -> LoadedImage:
     """The item's pixels under the API's limits. Raises ImageError or FetchError."""
-    limits = {"max_bytes": settings.max_image_bytes, "max_pixels": settings.max_image_pixels,
-              "decode_side": settings.decode_side}
+    limits = settings.image_limits()
     if item.data is not None:
         return load_image(item.data.encode("utf-8"), **limits)
     src = item.src
