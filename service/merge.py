@@ -22,7 +22,17 @@ from models.draft import OUT_OF_DOMAIN, Draft
 from service import ner
 from service.page import PageContext
 from service.result import AltResult, Source
-from service.text import containment, content_words, fit, lower_first, sanitise, sentences, strip_credits, upper_first
+from service.text import (
+    containment,
+    content_words,
+    ends_sentence,
+    fit,
+    lower_first,
+    sanitise,
+    sentences,
+    strip_credits,
+    upper_first,
+)
 
 POLICY_VERSION = "2026-12-01.6"  # part of the cache key: bump when output for the same input changes
 DRAFT_LANGUAGE = "en"  # what a draft that does not say is written in (captioners write English only)
@@ -63,8 +73,7 @@ def polish(text: str) -> str:
     text = " ".join(text.split()).strip(" ,;:-")
     if not re.search(r"[^\W_]", text):
         text = ""  # nothing but punctuation left once credits went
-    # A closing single quote after a sentence's own full stop ("... I cannot stay.'") ends it too.
-    if text and not text.endswith((".", "!", "?", "”", '"', ")", "…")) and not re.search(r"[.!?][’']$", text):
+    if text and not ends_sentence(text):
         text += "."
     if medium:
         return f"{medium}: {lower_first(text)}" if text else f"{medium}."
@@ -227,12 +236,17 @@ _DETERMINER = re.compile(r"^(?:an?|the|one|two|three|four|five|six|seven|eight|n
 _PEOPLE = frozenset("person people persons man men woman women crowd".split())
 
 
+def _thing_words(sentence: str) -> list[str]:
+    """A draft sentence's words after its determiner or count: "Two buses on a street." ->
+    ["buses", "on", "a", "street"]."""
+    return re.findall(r"[\w-]+", _DETERMINER.sub("", sentence.strip().rstrip(".").lower()))
+
+
 def _lone_thing(sentence: str) -> str | None:
     """The noun of a draft sentence that names one kind of thing and nothing more ("A brown
     clock.", "Three vases.", "A group of people."): no setting, relation or second thing.
     None for anything richer."""
-    body = _DETERMINER.sub("", sentence.strip().rstrip(".").lower())
-    words = re.findall(r"[\w-]+", body)
+    words = _thing_words(sentence)
     if not words or len(words) > 3 or any(w in _RELATION for w in words):
         return None
     return words[-1]
@@ -284,9 +298,8 @@ _HEAD_ENDS = re.compile(r"\s(?:of|in|at|on|by|from|with|for|near|during|after|be
 
 def _first_thing(sentence: str) -> str | None:
     """The first thing a draft sentence names, singular: "A bus and a car on a street." -> "bus"."""
-    words = re.findall(r"[\w-]+", _DETERMINER.sub("", sentence.strip().rstrip(".").lower()))
     head = []
-    for word in words:
+    for word in _thing_words(sentence):
         if word in _RELATION:
             break
         head.append(word)

@@ -109,9 +109,16 @@ def strip_credits(text: str) -> tuple[str, str | None]:
     text = re.sub(r"\s+([,.;:])", r"\1", text)
     text = re.sub(r",(\s*[,.])", r"\1", text)
     text = " ".join(text.split()).strip(" ,;:")
-    if text and not text.endswith((".", "!", "?", ")", '"', "”", "…")) and not re.search(r"[.!?][’']$", text):
-        text += "."  # a closing single quote after the sentence's own full stop ends it too
+    if text and not ends_sentence(text):
+        text += "."
     return upper_first(text), medium
+
+
+def ends_sentence(text: str) -> bool:
+    """Whether ``text`` already ends with a sentence's closing mark: a full stop, question or
+    exclamation mark, ellipsis, closing bracket or double quote, or a closing single quote after
+    the sentence's own full stop ("... I cannot stay.'")."""
+    return text.endswith((".", "!", "?", ")", '"', "”", "…")) or bool(re.search(r"[.!?][’']$", text))
 
 
 # --- sentences, clauses and the length budget -------------------------------------------
