@@ -118,9 +118,12 @@ def model_dir_of(args: argparse.Namespace) -> Path:
 
 def measured_apart(module: str, *args: str, timeout_s: float = 1800) -> object:
     """Run ``python -m module args`` for one measurement in a process of its own (thread pools,
-    allocator and caches start clean) and return the JSON it prints on its last line."""
+    allocator and caches start clean) and return the JSON it prints on its last line. A failed run
+    raises with the end of its stderr, which says why."""
     out = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True,
-                         check=True, timeout=timeout_s)
+                         timeout=timeout_s)
+    if out.returncode:
+        raise RuntimeError(f"{module} {' '.join(args)} failed ({out.returncode}):\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -198,14 +201,10 @@ def _bare_rows(model, processor, pictures, tokens, batch_sizes, threads, seconds
 
 
 def run_bare(args, model_dir: Path) -> dict:
-    cmd = [sys.executable, "-m", "evaluation.bench_service", "--bare-only", "--model-dir", str(model_dir),
-           "--tokens", str(args.tokens), "--bare-batch-sizes", args.bare_batch_sizes,
-           "--bare-threads", args.bare_threads, "--bare-seconds", str(args.bare_seconds), "--device", args.device,
-           "--bare-dtypes", ",".join(bare_dtypes(args))]
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=BARE_S)
-    if out.returncode:
-        raise RuntimeError(f"bare model run failed ({out.returncode}):\n{out.stderr[-3000:]}")
-    rows = json.loads(out.stdout.strip().splitlines()[-1])
+    rows = measured_apart("evaluation.bench_service", "--bare-only", "--model-dir", str(model_dir),
+                          "--tokens", str(args.tokens), "--bare-batch-sizes", args.bare_batch_sizes,
+                          "--bare-threads", args.bare_threads, "--bare-seconds", str(args.bare_seconds),
+                          "--device", args.device, "--bare-dtypes", ",".join(bare_dtypes(args)), timeout_s=BARE_S)
     best = max(rows, key=lambda r: r["images_per_s"])
     by_dtype = {d: max((r for r in rows if r["dtype"] == d), key=lambda r: r["images_per_s"]) for d in {r["dtype"] for r in rows}}
     return {"configs": rows, "best": best, "best_by_dtype": by_dtype}
