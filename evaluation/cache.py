@@ -127,7 +127,8 @@ class CachingDrafter(WrappingDrafter):
         sha = self._sha.get(id(image))
         if sha is None:
             sha = hashlib.sha256(image.tobytes()).hexdigest()
-        parts = [sha, self._fingerprint]
+        # the same file decoded at another size (ALTTEXT_DECODE_SIDE) is drafted from other pixels
+        parts = [sha, f"{image.width}x{image.height}", self._fingerprint]
         if self._uses_hints:
             # A Hint also carries the page language and the budget, which change a chat model's prompt.
             extra = f"\n{hint.lang}\n{hint.max_chars}" if hasattr(hint, "lang") else ""

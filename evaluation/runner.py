@@ -238,8 +238,7 @@ def _run(config, samples, dataset_path, systems, out_dir, meteor, drafters, log,
         ok: list[tuple[Sample, object]] = []
         for sample in chunk:
             try:
-                ok.append((sample, load_image(sample.image, max_bytes=settings.max_image_bytes,
-                                              max_pixels=settings.max_image_pixels)))
+                ok.append((sample, load_image(sample.image, **settings.image_limits())))
             except ImageError as exc:
                 errors.append({"id": sample.id, "image": _rel(sample.image, dataset_path), "code": exc.code,
                                "reason": exc.reason, "message": str(exc)})

@@ -33,6 +33,8 @@ def cache_key(image_sha256: str, model: ModelRef, page: PageContext, settings: S
         "policy": POLICY_VERSION,
         "page": page.model_dump(mode="json"),
         "merge": [settings.max_chars, settings.review_below, settings.nlp],
+        # a large JPEG is drafted from a smaller decode when this is set (models.imageio)
+        "decode_side": settings.decode_side,
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 

@@ -46,7 +46,7 @@ def describe_batch(
     loaded = [
         src
         if isinstance(src, LoadedImage)
-        else load_image(src, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+        else load_image(src, **settings.image_limits())
         for src in images
     ]
     return merge_stage(draft_stage(drafter, loaded, pages, settings), pages, settings)

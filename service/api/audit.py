@@ -84,8 +84,7 @@ async def create_audit(body: AuditRequest, svc: ServicesDep,
             return await fetcher.get(url)
 
         options = AuditOptions(max_alt_chars=body.max_alt_chars, proposals=body.proposals,
-                               check_images=body.check_images, max_image_bytes=svc.settings.max_image_bytes,
-                               max_image_pixels=svc.settings.max_image_pixels)
+                               check_images=body.check_images, image_limits=svc.settings.image_limits())
         # file:// sources are never read for API callers: only http(s) through the SSRF-safe fetcher
         return await audit_pages([page], options, loader=_http_only(load), describer=describer)
 

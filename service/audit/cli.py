@@ -133,7 +133,7 @@ async def _run(targets, crawl, depth, max_pages, sitemaps, proposals, check_imag
                                                [p[1] for p in pairs], settings)
 
         options = AuditOptions(max_alt_chars=max_alt_chars, proposals=proposals, check_images=check_images,
-                               max_image_bytes=settings.max_image_bytes, max_image_pixels=settings.max_image_pixels)
+                               image_limits=settings.image_limits())
         return await audit_pages(inputs, options, loader=file_loader(crawler.image, settings.max_image_bytes),
                                  describer=describer, progress=bar.update)
     finally:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from models.imageio import ImageError, LoadedImage, load_image
+from models.imageio import DEFAULT_MAX_BYTES, ImageError, LoadedImage, load_image
 from service.audit.model import AuditReport, Finding, PageReport, summarise
 from service.audit.rules import RULES, Hit, Options, check_across, check_page
 from service.fetch import FetchError
@@ -41,8 +41,8 @@ class AuditOptions:
     check_images: bool = False
     mismatch_min_confidence: float = 0.4  # a draft less sure than this never contradicts a human
     check_language: bool = True
-    max_image_bytes: int = 20 * 2**20
-    max_image_pixels: int = 40_000_000
+    # models.imageio.load_image's limits, as Settings.image_limits() gives them ({}: its defaults)
+    image_limits: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -73,7 +73,7 @@ async def audit_pages(
         if progress:
             progress(1)
     pages = [page for _, page in parsed if page is not None]
-    digests = await asyncio.to_thread(local_digests, pages, options.max_image_bytes)
+    digests = await asyncio.to_thread(local_digests, pages, options.image_limits.get("max_bytes", DEFAULT_MAX_BYTES))
     hits += check_across([(page, item.label) for item, page in parsed if page is not None], digests)
 
     work: dict[tuple[int, int], _Work] = {}
@@ -215,8 +215,7 @@ async def _describe(items: list[_Work], options: AuditOptions, loader: Loader, d
     async def load(w: _Work) -> LoadedImage | None:
         try:
             data = await _bytes_for(w.image, loader)
-            loaded = await asyncio.to_thread(load_image, data, max_bytes=options.max_image_bytes,
-                                             max_pixels=options.max_image_pixels)
+            loaded = await asyncio.to_thread(load_image, data, **options.image_limits)
             w.thumbnail = await asyncio.to_thread(thumbnail, loaded.image)
             return loaded
         except FileNotFoundError:
