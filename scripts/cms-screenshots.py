@@ -64,9 +64,7 @@ def wagtail(service: AlttextServer, tmp: Path) -> None:
     site = WagtailSite(tmp / "wagtail", service)
     try:
         site.start()
-        site.add_image(OTHER, "IMG_0001", description="IMG_0001")
-        site.manage("alttext_backfill")
-        site.add_image(CATS, "Milo and Luna guarding the front door")
+        site.seed_review_screen(OTHER, CATS)
         html = site.login()[0].open(f"{site.base}/admin/alttext/", timeout=60).read().decode()
         assert "Needs review" in html and "AI-generated" in html, html[-3000:]
         screenshot(html, site.base, ROOT / "docs" / "wagtail-alt-text.png", tmp)

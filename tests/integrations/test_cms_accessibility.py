@@ -90,9 +90,7 @@ def test_wagtail_alt_text_screen_passes_axe(alttext_server, tmp_path):
     site = WagtailSite(tmp_path / "wagtail", alttext_server)
     try:
         site.start()
-        site.add_image(SIGN, "IMG_0001", description="IMG_0001")
-        site.manage("alttext_backfill")
-        site.add_image(CATS, "Milo and Luna guarding the front door")
+        site.seed_review_screen(SIGN, CATS)
         jar = site.login()[1]
         with Browser() as browser:
             with_cookies(browser, site.base, jar)

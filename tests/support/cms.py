@@ -322,6 +322,13 @@ class WagtailSite:
                     f"get_image_model().objects.create(title={title!r}, description={description!r}, "
                     f"file=ImageFile(open({str(path)!r}, 'rb'), name={path.name!r}))")
 
+    def seed_review_screen(self, older: Path, photo: Path) -> None:
+        """What the alt-text screen is shown with: an older image titled by its file name (so its
+        description is poor) put through the backfill, then a new upload with a real title."""
+        self.add_image(older, "IMG_0001", description="IMG_0001")
+        self.manage("alttext_backfill")
+        self.add_image(photo, "Milo and Luna guarding the front door")
+
     def login(self) -> tuple[urllib.request.OpenerDirector, http.cookiejar.CookieJar]:
         jar = http.cookiejar.CookieJar()
         browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
