@@ -162,10 +162,10 @@ class LocalEngine:
     def take_drafts(self) -> dict[str, str]:
         return self.memo.take_new()
 
-    def recall(self, lookup) -> None:
-        """Reuse drafts an earlier run of this backfill kept in its checkpoint (after a resume,
-        a copy of an image done before is not drafted again)."""
-        self.memo.recall_from(lookup)
+    def recall(self, store) -> None:
+        """Reuse drafts an earlier run of this backfill kept in its checkpoint (``store``): after a
+        resume, a copy of an image done before is not drafted again."""
+        self.memo.recall_from(store.drafts)
 
     def close(self) -> None:
         pass
@@ -263,7 +263,7 @@ class ServerEngine:
     def take_drafts(self) -> dict[str, str]:
         return {}
 
-    def recall(self, lookup) -> None:
+    def recall(self, store) -> None:
         """The server keeps its own result cache; nothing to reuse here."""
 
     def close(self) -> None:

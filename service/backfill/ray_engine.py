@@ -12,7 +12,8 @@ Drafts are shared across workers through one ``SharedDrafts`` actor (an LRU by c
 a worker that meets an image it has not drafted asks it before drafting, and hands it what it
 drafted when its batch is done, so an image drafted in one chunk is not drafted again by
 another worker in a later chunk (two workers meeting the same new image at the same moment
-may both draft it). The run's new drafts also go to the checkpoint, as with the local engine.
+may both draft it). The run's new drafts also go to the checkpoint, as with the local engine, and
+a resumed run hands the checkpoint's drafts back to the shared actor first.
 
 Ray starts locally unless ``RAY_ADDRESS`` names a cluster (whose workers need alttext
 installed). Ray is an optional extra: ``pip install alttext[ray]``.
@@ -44,18 +45,26 @@ def _decode(text: str) -> Outcome:
     return AltResult.model_validate(data["result"])
 
 
+SHARED_DRAFTS = 65536  # drafts the SharedDrafts actor keeps (and a resumed run preloads)
+PRELOAD_CHUNK = 2048  # drafts per call when a resumed run hands the checkpoint's drafts over
+
+
 class SharedDrafts:
     """A Ray actor: the run's drafts by content key, for every worker (an LRU, like DraftMemo)."""
 
-    def __init__(self, size: int = 65536) -> None:
+    def __init__(self, size: int = SHARED_DRAFTS) -> None:
         self.memo = DraftMemo(size=size)
 
     def get(self, keys: list[str]) -> dict[str, str]:
         return self.memo.get(keys)
 
-    def put(self, drafts: dict[str, str]) -> None:
+    def put(self, drafts: dict[str, str], *, new: bool = True) -> None:
+        """``new=False``: drafts recalled from the checkpoint, which already holds them."""
         for key, draft in drafts.items():
             self.memo.put(key, draft)
+        if not new:
+            for key in drafts:
+                self.memo.new.pop(key, None)
 
     def take_new(self) -> dict[str, str]:
         return self.memo.take_new()
@@ -134,9 +143,14 @@ class RayEngine:
     def take_drafts(self) -> dict[str, str]:
         return self.ray.get(self.shared.take_new.remote())  # into the checkpoint, as the local engine's
 
-    def recall(self, lookup) -> None:
-        """The checkpoint lives with the driver, out of the workers' reach: a resumed Ray run
-        drafts copies of images done before it again (once, then shares them)."""
+    def recall(self, store) -> None:
+        """The checkpoint lives with the driver, out of the workers' reach (a cluster's workers
+        cannot open its SQLite file), so a resumed run hands its most recent drafts, as many as the
+        shared memo keeps, to the SharedDrafts actor before any batch: a copy of an image done
+        before the stop is not drafted again."""
+        drafts = list(store.recent_drafts(SHARED_DRAFTS).items())[::-1]  # oldest first: the LRU keeps the newest
+        for start in range(0, len(drafts), PRELOAD_CHUNK):
+            self.ray.get(self.shared.put.remote(dict(drafts[start:start + PRELOAD_CHUNK]), new=False))
 
     def close(self) -> None:
         for actor in [*self.actors, self.shared]:

@@ -156,7 +156,7 @@ def run(options: BackfillOptions, settings: Settings, engine_factory: Callable[[
         for batch in _batches(_resume(items, store, done), options.batch_size):
             if engine is None:
                 engine = engine_factory()
-                engine.recall(store.drafts)
+                engine.recall(store)
             rows = _describe(batch, engine, settings)
             store.commit(rows, engine.take_drafts())
             size = output.append(row for _, row in rows)

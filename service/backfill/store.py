@@ -101,6 +101,10 @@ class Checkpoint:
         marks = ",".join("?" * len(keys))
         return dict(self.db.execute(f"SELECT key, draft FROM drafts WHERE key IN ({marks})", keys).fetchall())
 
+    def recent_drafts(self, limit: int) -> dict[str, str]:
+        """The ``limit`` drafts stored last (INSERT OR REPLACE gives a re-stored key a new rowid)."""
+        return dict(self.db.execute("SELECT key, draft FROM drafts ORDER BY rowid DESC LIMIT ?", (limit,)).fetchall())
+
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for (decision,) in self.db.execute("SELECT json_extract(row, '$.decision') FROM rows"):

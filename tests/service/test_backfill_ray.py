@@ -97,3 +97,17 @@ def test_an_image_drafted_by_one_worker_is_not_drafted_again_by_the_other(tmp_pa
     assert summary.drafted == 6  # each distinct image once, whichever worker met its copy
     with sqlite3.connect(checkpoint_path(tmp_path / "ray.jsonl")) as db:  # and kept, as the local engine does
         assert db.execute("SELECT count(*) FROM drafts").fetchone()[0] == 6
+
+
+def test_a_resumed_run_does_not_draft_again_what_it_drafted_before_the_stop(tmp_path):
+    colours = ["red", "blue", "green", "yellow", "grey", "black"]
+    write_images(tmp_path / "imgs", {f"{part}-{i}.png": colour for part in "ab" for i, colour in enumerate(colours)})
+    out, engines = tmp_path / "ray.jsonl", []
+    with pytest.raises(KeyboardInterrupt):  # a-0..a-5 drafted and committed, then stopped
+        ray_run(tmp_path / "imgs", out, engines, chunk=6, stop_after=3)
+    assert len(read_rows(out)) == 6
+    summary = ray_run(tmp_path / "imgs", out, engines, chunk=6)
+    # b-0..b-5 are copies of what the first run drafted: the workers, which cannot read the
+    # driver's checkpoint, get its drafts from the shared actor instead of the model.
+    assert summary.new == 6 and summary.drafted == 0
+    assert [row["new_alt"] for row in read_rows(out)[6:]] == [row["new_alt"] for row in read_rows(out)[:6]]
