@@ -84,28 +84,44 @@ _LEAD_IN = re.compile(
     rf"\s+(?:shows|show|showing|depicts|depicting)\s+",
     re.I,
 )
-# Filing dates: "Feb 18, 2021", ", on Feb 18, 2021," -- when the photo was filed, not what it shows.
+# Filing dates: "Feb 18, 2021", ", on Feb 18, 2021," in a wire caption -- the date stamp every agency
+# caption carries, whatever it shows; the article around it is dated already.
 _FILING_DATE = re.compile(rf"(?:,\s*|\s+)(?:on\s+)?{_DATE}(?=\s*(?:[,.;]|$|\s+(?:in|at)\s))", re.I)
+# Publication dates anywhere: when a picture was released, not when what it shows happened.
+_PUBLISHED_DATE = re.compile(
+    rf"(?:,\s*|\s+)(?:made available|released|issued|distributed|obtained)(?:\s+on)?\s+{_DATE},?",
+    re.I)
+# What marks a caption as a wire or agency caption: its credit line names an agency or says "PHOTO: ...".
+_WIRE_CREDITS = (0, 4, 5, 6)  # indices into _CREDIT_PATTERNS
 
 
 def strip_credits(text: str) -> tuple[str, str | None]:
-    """Remove credits, lead-ins and filing dates. Returns (text, medium named in a lead-in).
+    """Remove credits, lead-ins, publication dates and a wire caption's filing date. Returns (text,
+    medium named in a lead-in).
 
     The medium matters when it is not a photograph ("illustration"); the caller may keep it.
     """
     medium = None
-    text = _DATELINE.sub("", text)
+    dated = _DATELINE.sub("", text)
+    wire = dated != text  # "WASHINGTON (AP) — ...": a wire service's dateline
+    text = _PUBLISHED_DATE.sub("", dated)
     lead = _LEAD_IN.match(text)
     if lead:
         medium = lead.group("medium").lower().replace("handout", "").strip() or None
         text = text[lead.end():]
+        wire = True  # "A handout photo made available by NASA shows": an agency's release
     changed = True
     while changed:  # credits can stack: "... (Reuters) PHOTO: X"
         before = text
-        for pattern in _CREDIT_PATTERNS:
-            text = pattern.sub("", text)
+        for i, pattern in enumerate(_CREDIT_PATTERNS):
+            text, found = pattern.subn("", text)
+            wire = wire or (found > 0 and i in _WIRE_CREDITS)
         changed = text != before
-    text = _FILING_DATE.sub("", text)
+    if wire:
+        # A wire caption closes with the date it was filed for, whatever it shows. Elsewhere a date
+        # is what the caption says about the picture ("... sent to quell rioting in D.C. on July 21,
+        # 1919"): a sighted reader of the caption gets it, so the alt keeps it.
+        text = _FILING_DATE.sub("", text)
     text = re.sub(r"\s+([,.;:])", r"\1", text)
     text = re.sub(r",(\s*[,.])", r"\1", text)
     text = " ".join(text.split()).strip(" ,;:")

@@ -91,6 +91,13 @@ def test_all_eleven_seed_captions_are_covered():
         ("A cat sleeps on a sofa. Courtesy of the Smith family", "A cat sleeps on a sofa."),
         ("A photo issued Feb 18, 2021, shows a rover on a test track", "A rover on a test track."),
         ("This NASA photo shows the rover's wheels", "The rover's wheels."),
+        # a date the caption gives for what is shown is no filing date: only a wire caption's closing
+        # date and a release date go
+        ("Eleanor Roosevelt and Charles Anderson on April 19, 1941.",
+         "Eleanor Roosevelt and Charles Anderson on April 19, 1941."),
+        ("Troops sent to quell rioting in D.C. on July 21, 1919", "Troops sent to quell rioting in D.C. on July 21, 1919."),
+        ("Troops in D.C. on July 21, 1919. PHOTO: AP", "Troops in D.C."),
+        ("The comet over the observatory, released on March 3, 2021", "The comet over the observatory."),
     ],
 )
 def test_credit_forms(caption, expected):
