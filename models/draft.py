@@ -44,6 +44,9 @@ class Evidence(BaseModel):
     greyscale: bool | None = None
     detections: list[Detection] = Field(default_factory=list, description="Detector boxes behind `objects`.")
     scene: str | None = Field(default=None, description="Setting read from the objects and classes ('in a kitchen').")
+    scene_source: Literal["objects", "classes"] | None = Field(
+        default=None, description="What the setting was read from: the detected things ('objects', as sure as they "
+        "are) or a whole-image class ('classes', which the draft's confidence does not cover).")
     colour: str | None = Field(default=None, description="Dominant colour of the main object, when one dominates.")
 
 

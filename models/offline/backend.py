@@ -234,7 +234,10 @@ def describe(image: Image.Image, labels: list, found: list, lines: list, faces: 
     if main in S.COLOURED and kind == "photo" and not stats.greyscale:
         colour = S.dominant_colour(image, max((d for d in dets if d.name == main), key=lambda d: d.area).box)
     names = {d.name for d in dets}
-    place = S.setting(names, named_labels, S.ground_green(image) if names & S.GRAZERS else 0.0, SCENES)
+    green = S.ground_green(image) if names & S.GRAZERS else 0.0
+    place = S.setting(names, named_labels, green, SCENES)
+    # the same setting from the detected things alone, or only from a whole-image class
+    source = None if not place else "objects" if S.setting(names, [], green, SCENES) == place else "classes"
     evidence = Evidence(
         labels=labels,
         objects=objects,
@@ -245,6 +248,7 @@ def describe(image: Image.Image, labels: list, found: list, lines: list, faces: 
         detections=[Detection(name=d.name, score=round(d.score, 3),
                               box=tuple(round(min(1.0, max(0.0, v)), 4) for v in d.box)) for d in dets],
         scene=place if kind == "photo" else None,
+        scene_source=source if kind == "photo" else None,
         colour=colour,
     )
     text_score = sum(ln.score for ln in lines) / len(lines) if lines else 0.0

@@ -117,3 +117,19 @@ def test_medium_and_text():
     assert compose(_evidence([("dog", 0.9, 1)], greyscale=True))[0] == "Black-and-white photograph: a dog."
     text, conf = compose(_evidence(kind="text"), ["OPEN 24 HOURS"], 0.99)
     assert text == "Text reading “OPEN 24 HOURS”." and conf > 0.7
+
+
+def test_the_evidence_says_where_the_setting_came_from():
+    # The merge states a setting beside a caption only when it was read from the things seen: a
+    # whole-image class gives no confidence for it (service.merge._without_guessed_setting).
+    from models.offline.backend import describe
+
+    photo = coco_fixture("000000555705")
+    person = ("person", 0.9, (0.3, 0.2, 0.6, 0.9))
+    from_class = describe(photo, [Label(name="ballplayer", score=0.6)], [person], [], [])[2]
+    assert (from_class.scene, from_class.scene_source) == ("at a baseball game", "classes")
+    glove = ("baseball glove", 0.8, (0.5, 0.5, 0.6, 0.6))
+    from_things = describe(photo, [Label(name="ballplayer", score=0.6)], [person, glove], [], [])[2]
+    assert (from_things.scene, from_things.scene_source) == ("on a baseball field", "objects")
+    nothing = describe(photo, [], [person], [], [])[2]
+    assert (nothing.scene, nothing.scene_source) == (None, None)
