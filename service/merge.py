@@ -23,6 +23,7 @@ from service import ner
 from service.page import PageContext
 from service.result import AltResult, Source
 from service.text import (
+    MONTH,
     containment,
     content_words,
     ends_sentence,
@@ -615,8 +616,7 @@ def _hidden_label(caption: str, context: str) -> str:
     return _label_sentence(rest)
 
 
-_MONTH_DAY = re.compile(r"^(?:January|February|March|April|May|June|July|August|September|October|November|"
-                        r"December)\s+\d{1,2}(?:,?\s+\d{4})?$|^\d{4}$")
+_MONTH_DAY = re.compile(rf"^{MONTH}\s+\d{{1,2}}(?:,?\s+\d{{4}})?$|^\d{{4}}$")
 _SHORT_LABEL = re.compile(r"^(?P<label>[^\s.:;,!?()“”\"]+(?:\s+[^\s.:;,!?()“”\"]+){0,2}):\s+(?P<rest>\S.*)$")
 
 

@@ -52,26 +52,29 @@ def cut_words(text: str, limit: int) -> str:
 
 # --- credit lines, bylines, handout lead-ins, filing datelines ----------------------------
 
-_MONTH = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
-          r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?")
-_DATE = rf"(?:{_MONTH}\s+\d{{1,2}},?\s+\d{{4}}|\d{{1,2}}\s+{_MONTH}\s+\d{{4}})"
+# a month, named in full or short ("Sept")
+MONTH = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
+         r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?")
+_DATE = rf"(?:{MONTH}\s+\d{{1,2}},?\s+\d{{4}}|\d{{1,2}}\s+{MONTH}\s+\d{{4}})"
 _AGENCY = (r"(?i:Reuters|AP|AFP|EPA(?:-EFE)?|Getty Images|Xinhua|Bloomberg|ANP|dpa|PA|Shutterstock|Alamy|"
            r"NurPhoto|SIPA|Imagn|USA TODAY Sports)")
 _MEDIUM = r"(?:handout\s+)?(?:photo(?:graph)?|picture|image|illustration|rendering|video grab|still|handout)"
 
+# (pattern, whether it marks a wire or agency caption, whose closing date is its filing date)
 _CREDIT_PATTERNS = [
     # "PHOTO: NASA VIA EPA-EFE", "Credit: Jane Doe", "Image: X" at the end
-    re.compile(r"[\s.,;]*\b(?:PHOTO|PHOTOS|PHOTOGRAPH|IMAGE|PICTURE|CREDIT|SOURCE|FOTO)S?\s*:\s*[^.]*\.?\s*$", re.I),
+    (re.compile(r"[\s.,;]*\b(?:PHOTO|PHOTOS|PHOTOGRAPH|IMAGE|PICTURE|CREDIT|SOURCE|FOTO)S?\s*:\s*[^.]*\.?\s*$", re.I), True),
     # "Photo by Jane Doe/Getty Images", "(Photo by X)", "Photograph: X/Guardian"
-    re.compile(r"[\s.,;]*\(?\b(?:photo|photograph|picture|image)\s+(?:by|courtesy(?: of)?)\s+[^.()]*\)?\.?\s*$", re.I),
+    (re.compile(r"[\s.,;]*\(?\b(?:photo|photograph|picture|image)\s+(?:by|courtesy(?: of)?)\s+[^.()]*\)?\.?\s*$", re.I),
+     False),
     # "© 2021 Jane Doe", "(c) Jane Doe", "Copyright 2021 X"
-    re.compile(r"[\s.,;]*(?:©|\(c\)|copyright)\s*[^.]*\.?\s*$", re.I),
+    (re.compile(r"[\s.,;]*(?:©|\(c\)|copyright)\s*[^.]*\.?\s*$", re.I), False),
     # "Courtesy of NASA", "Courtesy NASA/JPL"
-    re.compile(r"[\s.,;]*\bcourtesy(?: of)?\s+[^.]*\.?\s*$", re.I),
+    (re.compile(r"[\s.,;]*\bcourtesy(?: of)?\s+[^.]*\.?\s*$", re.I), False),
     # "(Reuters)", "(AP Photo/Jane Doe)", "REUTERS/Jane Doe", "/AFP"
-    re.compile(rf"\s*\(\s*{_AGENCY}(?:\s+Photo)?(?:\s*/\s*[^)]*)?\s*\)", re.I),
-    re.compile(rf"[\s.,;]*\b{_AGENCY}(?:\s+Photo)?\s*/\s*[A-Z][^.]*\.?\s*$"),
-    re.compile(rf"\s*/\s*{_AGENCY}\b\.?\s*$"),
+    (re.compile(rf"\s*\(\s*{_AGENCY}(?:\s+Photo)?(?:\s*/\s*[^)]*)?\s*\)", re.I), True),
+    (re.compile(rf"[\s.,;]*\b{_AGENCY}(?:\s+Photo)?\s*/\s*[A-Z][^.]*\.?\s*$"), True),
+    (re.compile(rf"\s*/\s*{_AGENCY}\b\.?\s*$"), True),
 ]
 # "PASADENA, Calif. (Reuters) - " / "WASHINGTON — " at the start of a wire caption
 _DATELINE = re.compile(r"^[A-Z][A-Z .'-]{2,}(?:,\s*[A-Z][\w.]*)?\s*(?:\([^)]*\))?\s*[-—–]+\s+")
@@ -91,8 +94,6 @@ _FILING_DATE = re.compile(rf"(?:,\s*|\s+)(?:on\s+)?{_DATE}(?=\s*(?:[,.;]|$|\s+(?
 _PUBLISHED_DATE = re.compile(
     rf"(?:,\s*|\s+)(?:made available|released|issued|distributed|obtained)(?:\s+on)?\s+{_DATE},?",
     re.I)
-# What marks a caption as a wire or agency caption: its credit line names an agency or says "PHOTO: ...".
-_WIRE_CREDITS = (0, 4, 5, 6)  # indices into _CREDIT_PATTERNS
 
 
 def strip_credits(text: str) -> tuple[str, str | None]:
@@ -113,9 +114,9 @@ def strip_credits(text: str) -> tuple[str, str | None]:
     changed = True
     while changed:  # credits can stack: "... (Reuters) PHOTO: X"
         before = text
-        for i, pattern in enumerate(_CREDIT_PATTERNS):
+        for pattern, marks_wire in _CREDIT_PATTERNS:
             text, found = pattern.subn("", text)
-            wire = wire or (found > 0 and i in _WIRE_CREDITS)
+            wire = wire or (found > 0 and marks_wire)
         changed = text != before
     if wire:
         # A wire caption closes with the date it was filed for, whatever it shows. Elsewhere a date
