@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
 from statistics import median
 
 import numpy as np
@@ -72,6 +74,13 @@ def _respace(chars: list[str], char_boxes: list, gaps: list[float]) -> str:
     return "".join(out)
 
 
+def _det_model() -> Path:
+    spec = find_spec("rapidocr_onnxruntime")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("rapidocr-onnxruntime is not installed; run scripts/setup.sh")
+    return Path(spec.origin).parent / "models" / "ch_PP-OCRv4_det_infer.onnx"
+
+
 GATE_SIDE = 320  # long side of the gate's copy, a multiple of 32 (the detector's stride)
 GATE_MIN_SIDE = 480  # smaller images go straight to the full read: the gate would save little
 GATE_THRESHOLD = 0.3  # text probability per pixel; the detector's own binarisation threshold
@@ -85,8 +94,19 @@ class TextReader:
     def __init__(self, min_score: float = 0.8, *, threads: int = 1, gate: bool = True) -> None:
         from rapidocr_onnxruntime import RapidOCR
 
-        self.engine = RapidOCR(det_limit_type="max", det_limit_side_len=640, use_cls=False,
-                               intra_op_num_threads=threads, inter_op_num_threads=1)
+        det_model = _det_model()  # the text detection model bundled in the wheel
+
+        self.engine = RapidOCR(det_model_path=str(det_model), det_limit_type="max", det_limit_side_len=640,
+                               use_cls=False, intra_op_num_threads=threads, inter_op_num_threads=1)
+        if find_spec("onnx") is not None:
+            from models.offline.ort import model_session
+
+            # RapidOCR's own session turns ONNX Runtime's memory arena off, so every call
+            # allocates its buffers afresh; ours keeps it (and the optimized copy, see
+            # fold_pads): the gate's detection model ~14.5 -> ~12 ms per photo on one core,
+            # the same outputs bit for bit
+            self.engine.text_det.infer.session = model_session(det_model.read_bytes(),
+                                                               threads=threads if threads > 0 else None)
         self.min_score = min_score
         self.gate = gate
 
