@@ -1,6 +1,12 @@
 """Face counting with libfacedetection (`yuface`: BSD-3, the CNN weights are compiled in)."""
 from __future__ import annotations
 
+import ctypes
+import threading
+from functools import lru_cache
+from importlib.util import find_spec
+from pathlib import Path
+
 import numpy as np
 from PIL import Image
 
@@ -15,9 +21,9 @@ MAX_SIDE = 480
 class FaceCounter:
     def __init__(self, min_score: float = 0.75, *, max_side: int | None = MAX_SIDE) -> None:
         """``max_side``: larger images are searched on a copy with this long side (None: as they are)."""
-        import yuface
+        import yuface  # noqa: F401  (loads libfacedetection and its libgomp; fails here if missing)
 
-        self._detect = yuface.detect
+        self._detect = gil_free_detect() or _yuface_detect
         self.min_score = min_score
         self.max_side = max_side
 
@@ -32,10 +38,58 @@ class FaceCounter:
             ratio = self.max_side / max(h, w)
             rgb = cv2.resize(rgb, (max(1, round(w * ratio)), max(1, round(h * ratio))), interpolation=cv2.INTER_AREA)
         bgr = np.ascontiguousarray(rgb[:, :, ::-1])
-        confs, boxes, _ = self._detect(bgr, conf=self.min_score)
+        found = self._detect(bgr)
+        # yuface.detect's own filter: confidence is a 0-100 integer, kept when above the threshold
+        found = found[found[:, 0] > self.min_score * 100]
+        confs, boxes = found[:, 0], found[:, 1:5]
         area = float(rgb.shape[0] * rgb.shape[1])
-        # yuface reports confidence as a 0-100 integer
         return [(float(c) / 100.0, float(b[2]) * float(b[3]) / area) for c, b in zip(confs, boxes)]
+
+
+def _yuface_detect(bgr: np.ndarray) -> np.ndarray:
+    """yuface's own binding: rows of (confidence, x, y, w, h, 10 landmark values, 1 more)."""
+    from yuface.yuface import detect
+
+    return detect(bgr)
+
+
+_FIRST_CALL = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def gil_free_detect():
+    """yuface's network (``facedetect_cnn`` in its libfacedetection) called through ctypes, or
+    None where that library or function is not found.
+
+    yuface's binding holds the GIL for the whole search (about 20 ms of a 480 px photo), so
+    the other worker and the server's event loop wait for any Python step meanwhile; ctypes
+    lets go of it during the call. Same function, same rows. The library fills its weights
+    into globals on its first call, so that call is made once, under a lock, here."""
+    spec = find_spec("yuface")
+    if spec is None or spec.origin is None:
+        return None
+    try:
+        library = ctypes.CDLL(str(next(Path(spec.origin).parent.glob("libfacedetection.so*"))))
+        search = library._Z14facedetect_cnnPhS_iii  # facedetect_cnn(uchar* result, uchar* bgr, int w, int h, int step)
+    except (StopIteration, OSError, AttributeError):
+        return None
+    search.restype = ctypes.POINTER(ctypes.c_int)
+    search.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int]
+
+    def detect(bgr: np.ndarray) -> np.ndarray:
+        if bgr.dtype != np.uint8 or bgr.ndim != 3 or bgr.shape[2] != 3 or not bgr.flags.c_contiguous:
+            raise ValueError("a contiguous BGR uint8 image is needed")
+        # the result layout of libfacedetection (and yuface's buffer size): an int count, then
+        # 16 shorts per face, at most 1024 faces
+        result = ctypes.create_string_buffer(0x9000)
+        height, width = bgr.shape[:2]
+        count = search(ctypes.addressof(result), bgr.ctypes.data, width, height, width * 3)
+        n = count[0] if count else 0
+        return np.frombuffer(result, dtype=np.int16, count=16 * n, offset=4).reshape(n, 16).copy()
+
+    with _FIRST_CALL:
+        detect(np.zeros((32, 32, 3), np.uint8))
+    return detect
 
 
 def single_threaded_openmp() -> None:

@@ -185,9 +185,9 @@ def test_faces_are_looked_for_on_a_bounded_copy_of_a_large_photo():
     counter = FaceCounter()
     real, shapes = counter._detect, []
 
-    def recorded(bgr, conf):
+    def recorded(bgr):
         shapes.append(bgr.shape)
-        return real(bgr, conf=conf)
+        return real(bgr)
 
     counter._detect = recorded
     photo = coco_fixture("000000020247")  # 640x457
@@ -195,3 +195,28 @@ def test_faces_are_looked_for_on_a_bounded_copy_of_a_large_photo():
     assert all(0.0 < share < 1.0 and 0.75 <= score <= 1.0 for score, share in found)
     assert shapes == [(343, MAX_SIDE, 3), (183, 256, 3)]
     assert FaceCounter(max_side=None).max_side is None
+
+
+def test_the_face_search_outside_the_gil_finds_what_yuface_finds():
+    """The face search is called through ctypes so that it lets go of the GIL (yuface's
+    binding holds it for the whole search); the same library function, so the same rows
+    (every candidate the network reports, before the score threshold), also with two
+    searches at once on worker threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    from models.offline.faces import FaceCounter, _yuface_detect, gil_free_detect, single_threaded_openmp
+
+    detect = gil_free_detect()
+    assert detect is not None and FaceCounter()._detect is detect
+    photos = [coco_fixture(i) for i in sorted(coco_references())]
+    images = [np.ascontiguousarray(np.asarray(im)[:, :, ::-1]) for im in photos + [p.resize((320, 240)) for p in photos]]
+    # (score, x, y, w, h, 5 landmarks); yuface's 16th column is memory its binding never sets
+    expected = [_yuface_detect(bgr)[:, :15] for bgr in images]
+    assert sum(len(rows) for rows in expected) >= 10
+    with ThreadPoolExecutor(2, initializer=single_threaded_openmp) as pool:
+        for rows, want in zip(pool.map(detect, images), expected):
+            assert np.array_equal(rows[:, :15], want)
+    with pytest.raises(ValueError, match="contiguous BGR"):
+        detect(np.zeros((40, 60, 3), np.float32))
