@@ -91,6 +91,13 @@ def measure(config: str, paths: list[str], batch: int, components: bool) -> dict
     result = {"config": config, "images": len(images), "seconds": elapsed, "images_per_s": len(images) / elapsed,
               "process_cpu_ms_per_image": cpu * 1000 / len(images)}
     if components:
+        if drafter.workers:
+            # as in the drafter's workers: one OpenMP thread for the face search (on this thread
+            # yuface would otherwise start a team per core, and its CPU ms would count the spinning)
+            from models.offline.faces import single_threaded_openmp
+
+            _ = drafter.face_counter  # loaded first: its libgomp copy is told too
+            single_threaded_openmp()
         distinct = images[: min(len(images), 16)]
         arrays = [np.asarray(im) for im in distinct]
         ms = {"classifier": _cpu_ms(lambda im: drafter.classifier.classify([im]), distinct),
