@@ -61,7 +61,7 @@ def gil_free_detect():
     """yuface's network (``facedetect_cnn`` in its libfacedetection) called through ctypes, or
     None where that library or function is not found.
 
-    yuface's binding holds the GIL for the whole search (about 20 ms of a 480 px photo), so
+    yuface's binding holds the GIL for the whole search (20-35 ms for a 480 px photo), so
     the other worker and the server's event loop wait for any Python step meanwhile; ctypes
     lets go of it during the call. Same function, same rows. The library fills its weights
     into globals on its first call, so that call is made once, under a lock, here."""
