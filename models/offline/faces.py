@@ -4,11 +4,11 @@ from __future__ import annotations
 import ctypes
 import threading
 from functools import lru_cache
-from importlib.util import find_spec
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from models.versions import package_dir
 
 
 # Long side of the copy faces are looked for in. yuface's time grows with the pixels (one
@@ -65,11 +65,11 @@ def gil_free_detect():
     the other worker and the server's event loop wait for any Python step meanwhile; ctypes
     lets go of it during the call. Same function, same rows. The library fills its weights
     into globals on its first call, so that call is made once, under a lock, here."""
-    spec = find_spec("yuface")
-    if spec is None or spec.origin is None:
+    folder = package_dir("yuface")
+    if folder is None:
         return None
     try:
-        library = ctypes.CDLL(str(next(Path(spec.origin).parent.glob("libfacedetection.so*"))))
+        library = ctypes.CDLL(str(next(folder.glob("libfacedetection.so*"))))
         search = library._Z14facedetect_cnnPhS_iii  # facedetect_cnn(uchar* result, uchar* bgr, int w, int h, int step)
     except (StopIteration, OSError, AttributeError):
         return None
@@ -113,16 +113,13 @@ def single_threaded_openmp() -> None:
 
 def libgomp_copies() -> list[str]:
     """Paths of the libgomp copies loaded in this process, and yuface's own."""
-    from importlib.util import find_spec
-    from pathlib import Path
-
     paths = set()
     try:
         with open("/proc/self/maps", encoding="utf-8") as maps:
             paths = {line.split()[-1] for line in maps if "/libgomp" in line}
     except OSError:  # not on Linux
         pass
-    spec = find_spec("yuface")
-    if spec is not None and spec.origin is not None:
-        paths |= {str(p) for p in (Path(spec.origin).parent.parent / "yuface.libs").glob("libgomp*.so*")}
+    folder = package_dir("yuface")
+    if folder is not None:
+        paths |= {str(p) for p in (folder.parent / "yuface.libs").glob("libgomp*.so*")}
     return sorted(paths)

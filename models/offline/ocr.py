@@ -25,6 +25,8 @@ from statistics import median
 import numpy as np
 from PIL import Image
 
+from models.versions import package_dir
+
 _LATIN = re.compile(r"[A-Za-z0-9]")
 
 
@@ -75,10 +77,10 @@ def _respace(chars: list[str], char_boxes: list, gaps: list[float]) -> str:
 
 
 def _det_model() -> Path:
-    spec = find_spec("rapidocr_onnxruntime")
-    if spec is None or spec.origin is None:
+    folder = package_dir("rapidocr_onnxruntime")
+    if folder is None:
         raise RuntimeError("rapidocr-onnxruntime is not installed; run scripts/setup.sh")
-    return Path(spec.origin).parent / "models" / "ch_PP-OCRv4_det_infer.onnx"
+    return folder / "models" / "ch_PP-OCRv4_det_infer.onnx"
 
 
 GATE_SIDE = 320  # long side of the gate's copy, a multiple of 32 (the detector's stride)
