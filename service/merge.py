@@ -201,7 +201,7 @@ sculpture sculptures statue statues logo emblem screenshot rendering artwork
 """.split())
 
 
-def _adds_beside_caption(draft: Draft, caption: str = "") -> bool:
+def _adds_beside_caption(draft: Draft, caption: str) -> bool:
     """May a draft sentence be stated beside a caption's words? Only a photo classifier's on a photo
     (the kind its calibration was measured on) or a backend that reports no classifier labels (it
     describes any kind of image in its own words), and only above the stricter bar: see

@@ -77,12 +77,14 @@ class DraftMemo:
             found.update(self._lookup(missing))
         return found
 
-    def put(self, key: str, draft_json: str) -> None:
+    def put(self, key: str, draft_json: str, *, new: bool = True) -> None:
+        """``new=False``: a draft recalled from the checkpoint, which already holds it."""
         self._lru[key] = draft_json
         self._lru.move_to_end(key)
         while len(self._lru) > self.size:
             self._lru.popitem(last=False)
-        self.new[key] = draft_json
+        if new:
+            self.new[key] = draft_json
 
     def take_new(self) -> dict[str, str]:
         new, self.new = self.new, {}

@@ -61,10 +61,7 @@ class SharedDrafts:
     def put(self, drafts: dict[str, str], *, new: bool = True) -> None:
         """``new=False``: drafts recalled from the checkpoint, which already holds them."""
         for key, draft in drafts.items():
-            self.memo.put(key, draft)
-        if not new:
-            for key in drafts:
-                self.memo.new.pop(key, None)
+            self.memo.put(key, draft, new=new)
 
     def take_new(self) -> dict[str, str]:
         return self.memo.take_new()
