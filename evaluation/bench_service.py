@@ -41,11 +41,13 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 
+from evaluation.bench_paired import BARE_SLICE_SPARE_S, READY_S, BareTurns, in_turns
 from evaluation.bench_server import free_port, rss_kb, running
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +60,8 @@ SEP, EOS = 102, 2  # BLIP's text config: generate() stops on [SEP]; eos names an
 
 DRAIN_S = 180.0  # the most a load waits for requests in flight at its end (bounds every load)
 START_S = 300.0  # the most a server gets to say it is ready
-BARE_S = 900.0  # the most one round of the bare model may take
+BARE_S = 900.0  # the most one round of the bare model may take, per allocator
+PAIRED_DRAIN_S = 60.0  # a paired service slice's drain: 16 requests in flight take about 8 s here
 TARGETS = {"throughput_vs_naive_16": 1.3, "p95_vs_naive_16": 1.0, "service_vs_bare_model": 0.9,
            "offline_images_per_s": 20.0}
 
@@ -166,9 +169,16 @@ def require_device(device: str) -> None:
 # --- baseline B: the bare model --------------------------------------------------------------
 
 def bare(model_dir: str, tokens: int, batch_sizes: list[int], threads: list[int], seconds: float,
-         device: str, dtypes: list[str] = ("float32",)) -> list[dict]:
-    """images/s of generate() on pre-decoded tensors, per (dtype, batch size, threads)."""
+         device: str, dtypes: list[str] = ("float32",), allocator: str = "default") -> list[dict]:
+    """images/s of generate() on pre-decoded tensors, per (dtype, batch size, threads), in this
+    process with ``allocator``: "default" (the C library's) or "keep_freed" (the service's
+    default, models.allocator)."""
     import io
+
+    if allocator == "keep_freed":
+        from models.allocator import keep_freed_memory
+
+        keep_freed_memory()
 
     import torch
     from PIL import Image
@@ -179,7 +189,8 @@ def bare(model_dir: str, tokens: int, batch_sizes: list[int], threads: list[int]
     rows = []
     for dtype in dtypes:
         model = BlipForConditionalGeneration.from_pretrained(model_dir, dtype=getattr(torch, dtype)).to(device).eval()
-        rows += _bare_rows(model, processor, pictures, tokens, batch_sizes, threads, seconds, device, dtype)
+        rows += [r | {"allocator": allocator} for r in
+                 _bare_rows(model, processor, pictures, tokens, batch_sizes, threads, seconds, device, dtype)]
         del model
     return rows
 
@@ -207,10 +218,14 @@ def _bare_rows(model, processor, pictures, tokens, batch_sizes, threads, seconds
 
 
 def run_bare(args, model_dir: Path) -> dict:
-    rows = measured_apart("evaluation.bench_service", "--bare-only", "--model-dir", str(model_dir),
-                          "--tokens", str(args.tokens), "--bare-batch-sizes", args.bare_batch_sizes,
-                          "--bare-threads", args.bare_threads, "--bare-seconds", str(args.bare_seconds),
-                          "--device", args.device, "--bare-dtypes", ",".join(bare_dtypes(args)), timeout_s=BARE_S)
+    """Baseline B: every configuration, a fresh process per allocator (the policy is process-wide)."""
+    rows = []
+    for allocator in bare_allocators(args):
+        rows += measured_apart("evaluation.bench_service", "--bare-only", "--model-dir", str(model_dir),
+                               "--tokens", str(args.tokens), "--bare-batch-sizes", args.bare_batch_sizes,
+                               "--bare-threads", args.bare_threads, "--bare-seconds", str(args.bare_seconds),
+                               "--device", args.device, "--bare-dtypes", ",".join(bare_dtypes(args)),
+                               "--bare-allocators", allocator, timeout_s=BARE_S)
     best = max(rows, key=lambda r: r["images_per_s"])
     by_dtype = {d: max((r for r in rows if r["dtype"] == d), key=lambda r: r["images_per_s"]) for d in {r["dtype"] for r in rows}}
     return {"configs": rows, "best": best, "best_by_dtype": by_dtype}
@@ -226,6 +241,10 @@ def resolved_dtype(dtype: str, device: str) -> str:
     from models.transformers_backend import pick_dtype
 
     return str(pick_dtype(dtype, device)).removeprefix("torch.")
+
+
+def bare_allocators(args) -> list[str]:
+    return [a.strip() for a in args.bare_allocators.split(",") if a.strip()]
 
 
 def bare_dtypes(args) -> list[str]:
@@ -337,13 +356,13 @@ def load(url: str, pid: int, clients: int, requests: int, duration_s: float, *, 
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    cpu_start = cpu_s(pid)
+    cpu_start, faults_start = cpu_s(pid), minor_faults(pid)
     try:
         elapsed = asyncio.run(run())
     finally:
         stop.set()
         sampler.join()
-    cpu = cpu_s(pid) - cpu_start
+    cpu, faults = cpu_s(pid) - cpu_start, minor_faults(pid) - faults_start
     ordered = sorted(latencies)
     return {"clients": clients, "ok": len(latencies), "statuses": statuses, "seconds": elapsed,
             "images_per_s": len(latencies) / elapsed if elapsed else 0.0,
@@ -351,16 +370,30 @@ def load(url: str, pid: int, clients: int, requests: int, duration_s: float, *, 
             "peak_rss_mb": peak["rss_kb"] / 1024,
             # the server's own CPU (all its threads) per answered image: HTTP, decoding, the
             # model, the merge; less disturbed by other load on the machine than images/s
-            "server_cpu_ms_per_image": cpu * 1000 / len(latencies) if latencies and cpu >= 0 else None}
+            "server_cpu_ms_per_image": cpu * 1000 / len(latencies) if latencies and cpu >= 0 else None,
+            # memory the server's allocator handed back and had to fault in again (models/allocator.py)
+            "server_minor_faults_per_image": faults / len(latencies) if latencies and faults >= 0 else None}
 
 
 def cpu_s(pid: int) -> float:
     """User + system CPU seconds of process ``pid`` so far (-inf where /proc cannot say)."""
+    fields = _proc_stat(pid)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") if fields else float("-inf")
+
+
+def minor_faults(pid: int) -> float:
+    """Minor page faults of process ``pid`` so far (-inf where /proc cannot say)."""
+    fields = _proc_stat(pid)
+    return int(fields[7]) if fields else float("-inf")
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """/proc/PID/stat's fields after the command name (state first), or None."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return float("-inf")
+        return fields if len(fields) > 12 else None
+    except OSError:
+        return None
 
 
 def run_http(kind: str, args, model_dir: Path, work: Path, client_counts: list[int],
@@ -407,17 +440,24 @@ def plan(args, client_counts: list[int], offline_counts: list[int]) -> dict:
     bare_s = PLAN_START_S["bare"]
     threads, batches = [int(x) for x in args.bare_threads.split(",")], [int(x) for x in args.bare_batch_sizes.split(",")]
     dtypes = len(bare_dtypes(args))  # bfloat16 is faster where it is picked: an upper estimate
-    threads = threads * dtypes
+    threads = threads * dtypes * len(bare_allocators(args))
     for t in threads:
         for b in batches:
             call = b / (PLAN_RATES["bare"] * blip * min(t, cores) / cores)
             bare_s += call + max(2 * call, args.bare_seconds + call)  # a warm call, then at least two timed ones
     if client_counts:
-        parts["bare"] = {"loads": len(threads) * len(batches), "estimate_s": bare_s, "ceiling_s": BARE_S}
+        parts["bare"] = {"loads": len(threads) * len(batches), "estimate_s": bare_s,
+                         "ceiling_s": BARE_S * len(bare_allocators(args))}
     estimate = args.rounds * sum(p["estimate_s"] for p in parts.values())
     ceiling = args.rounds * sum(p["ceiling_s"] for p in parts.values())
-    return {"rounds": args.rounds, "per_round": parts, "estimate_s": estimate, "ceiling_s": ceiling,
-            "http_loads": args.rounds * sum(p["loads"] for k, p in parts.items() if k != "bare")}
+    paired = None
+    if client_counts and args.paired_slices:  # once, after the rounds: a server and the bare model, in turns
+        pairs = args.paired_slices
+        paired = {"loads": pairs, "estimate_s": PLAN_START_S["service"] + PLAN_START_S["bare"] + pairs * (2 * args.paired_seconds + 10),
+                  "ceiling_s": START_S + READY_S + pairs * (2 * args.paired_seconds + PAIRED_DRAIN_S + BARE_SLICE_SPARE_S)}
+        estimate, ceiling = estimate + paired["estimate_s"], ceiling + paired["ceiling_s"]
+    return {"rounds": args.rounds, "per_round": parts, "paired": paired, "estimate_s": estimate, "ceiling_s": ceiling,
+            "http_loads": args.rounds * sum(p["loads"] for k, p in parts.items() if k != "bare") + (paired or {}).get("loads", 0)}
 
 
 def plan_text(p: dict) -> str:
@@ -427,8 +467,11 @@ def plan_text(p: dict) -> str:
         what = "configurations" if kind == "bare" else "loads"
         lines.append(f"  per round {kind}: {part['loads']} {what}, ~{part['estimate_s'] / 60:.1f} min "
                      f"(ceiling {part['ceiling_s'] / 60:.0f} min)")
+    if p.get("paired"):
+        lines.append(f"  then service and bare model in turns: {p['paired']['loads']} pairs, ~{p['paired']['estimate_s'] / 60:.1f} min "
+                     f"(ceiling {p['paired']['ceiling_s'] / 60:.0f} min)")
     lines.append(f"  ceiling: each server gets {START_S:.0f} s to start, each load stops starting requests at "
-                 f"--duration-s and waits at most {DRAIN_S:.0f} s for those in flight, the bare model {BARE_S:.0f} s a round")
+                 f"--duration-s and waits at most {DRAIN_S:.0f} s for those in flight, the bare model {BARE_S:.0f} s a round per allocator")
     return "\n".join(lines)
 
 
@@ -449,10 +492,36 @@ def spread(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "rounds": values}
 
 
-def summarise(rounds: list[dict], client_counts: list[int]) -> dict:
+def reference_clients(client_counts: list[int]) -> int:
+    """The client count the ratios are taken at: 16, else the most asked for."""
+    return 16 if 16 in client_counts else max(client_counts, default=0)
+
+
+def run_paired(args, model_dir: Path, work: Path, per_round: list[dict], client_counts: list[int]) -> dict:
+    """The service (its headline dtype) at the reference client count and the bare model's best
+    configuration of the rounds, in turns (evaluation/bench_paired.py)."""
+    bests = Counter((r["bare"]["best"]["dtype"], r["bare"]["best"]["batch"], r["bare"]["best"]["threads"],
+                     r["bare"]["best"].get("allocator", "default")) for r in per_round)
+    (dtype, batch, threads, allocator), _ = bests.most_common(1)[0]
+    clients = reference_clients(client_counts)
+    print(f"paired: service at {clients} clients and the bare model ({dtype}, batch {batch}, {threads} threads, "
+          f"{allocator} allocator) "
+          f"in turns, {args.paired_slices} pairs of {args.paired_seconds:.0f} s slices", file=sys.stderr, flush=True)
+    with server("service", model_dir, args.tokens, work, args.device, dtype=service_dtypes(args)[0]) as (url, pid), \
+            BareTurns(model_dir, tokens=args.tokens, dtype=dtype, batch=batch, threads=threads, device=args.device,
+                      allocator=allocator) as bare_model:
+        load(url, pid, 1, 1, 60.0)  # warm-up, not counted
+        return in_turns(lambda seconds: load(url, pid, clients, 10**6, seconds, drain_s=PAIRED_DRAIN_S), bare_model,
+                        slices=args.paired_slices, slice_s=args.paired_seconds) | {"clients": clients}
+
+
+def summarise(rounds: list[dict], client_counts: list[int], paired: dict | None = None) -> dict:
+    """Median ratios over rounds with their spread. With ``paired``, service_vs_bare_model is the
+    median over the paired slices (service and bare model side by side) and the ratio of the
+    rounds' windows is kept as service_vs_bare_model_rounds."""
     ratios: dict[str, list[float]] = {"throughput_vs_naive_16": [], "p95_vs_naive_16": [],
                                       "service_vs_bare_model": [], "offline_images_per_s": []}
-    ref = "16" if 16 in client_counts else str(max(client_counts, default=0))
+    ref = str(reference_clients(client_counts))
     for r in rounds:
         if "offline" in r:
             ratios["offline_images_per_s"].append(max(v["images_per_s"] for v in r["offline"].values()))
@@ -473,7 +542,11 @@ def summarise(rounds: list[dict], client_counts: list[int]) -> dict:
             if naive["p95_s"] and other["p95_s"]:
                 ratios.setdefault(f"{name}_p95_vs_naive_16", []).append(other["p95_s"] / naive["p95_s"])
             ratios.setdefault(f"{name}_vs_bare_model", []).append(other["images_per_s"] / r["bare"]["best"]["images_per_s"])
-    return {k: spread(v) for k, v in ratios.items() if v} | {"reference_clients": int(ref)}
+    summary = {k: spread(v) for k, v in ratios.items() if v} | {"reference_clients": int(ref)}
+    if paired:
+        summary["service_vs_bare_model_rounds"] = summary.pop("service_vs_bare_model")
+        summary["service_vs_bare_model"] = paired["ratio"]
+    return summary
 
 
 def markdown(result: dict) -> str:
@@ -523,9 +596,29 @@ def markdown(result: dict) -> str:
     configs: dict[tuple, list[float]] = {}
     for r in result["per_round"]:
         for c in r["bare"]["configs"]:
-            configs.setdefault((c.get("dtype", "float32"), c["threads"], c["batch"]), []).append(c["images_per_s"])
-    for (dtype, threads, batch), vals in sorted(configs.items()):
-        lines.append(f"- {dtype}, {threads} threads, batch {batch}: " + ", ".join(f"{v:.2f}" for v in vals))
+            configs.setdefault((c.get("dtype", "float32"), c["threads"], c["batch"], c.get("allocator", "default")),
+                               []).append(c["images_per_s"])
+    for (dtype, threads, batch, allocator), vals in sorted(configs.items()):
+        lines.append(f"- {dtype}, {threads} threads, batch {batch}, {allocator} allocator: "
+                     + ", ".join(f"{v:.2f}" for v in vals))
+    if paired := result.get("paired"):
+        c = paired["bare_config"]
+        lines += ["", f"Service at {paired['clients']} clients and the bare model ({c['dtype']}, batch {c['batch']}, "
+                  f"{c['threads']} threads, {c['allocator']} allocator) in turns, {paired['slice_s']:.0f} s slices; "
+                  "service_vs_bare_model is the median of these ratios (CPU and minor page faults per image of "
+                  "each process):", "",
+                  "| pair | order | service images/s | CPU ms | faults | bare images/s | CPU ms | faults | ratio |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+
+        def num(value) -> str:
+            return "-" if value is None else f"{value:.0f}"
+
+        for i, pair in enumerate(paired["pairs"], 1):
+            ours, bare_model = pair["service"], pair["bare"]
+            lines.append(f"| {i} | {', '.join(pair['order'])} | {ours['images_per_s']:.2f} | "
+                         f"{num(ours.get('server_cpu_ms_per_image'))} | {num(ours.get('server_minor_faults_per_image'))} | "
+                         f"{bare_model['images_per_s']:.2f} | {num(bare_model['cpu_ms_per_image'])} | "
+                         f"{num(bare_model.get('minor_faults_per_image'))} | {pair['ratio']:.2f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -545,6 +638,13 @@ def main(argv: list[str] | None = None) -> dict | None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--service-dtype", default="auto",
                    help="the service's ALTTEXT_DTYPE; a list (auto,float32) adds a service system per further dtype")
+    p.add_argument("--paired-slices", type=int, default=6,
+                   help="after the rounds, this many pairs of slices of the service and the bare model's best "
+                        "configuration in turns (evaluation/bench_paired.py); 0 skips")
+    p.add_argument("--paired-seconds", type=float, default=20.0, help="length of each paired slice")
+    p.add_argument("--bare-allocators", default="default,keep_freed",
+                   help="allocators baseline B runs under: default (the C library's) and keep_freed (the service's "
+                        "ALTTEXT_KEEP_FREED_MEMORY, models/allocator.py); its best counts")
     p.add_argument("--bare-dtypes", default=None, help=argparse.SUPPRESS)
     p.add_argument("--out", type=Path, default=ROOT / "evaluation" / "results" / "bench")
     p.add_argument("--busy-note", default="", help="printed in the table, e.g. that the machine was busy")
@@ -560,8 +660,9 @@ def main(argv: list[str] | None = None) -> dict | None:
     model_dir = model_dir_of(args)
     if args.bare_only:
         dtypes = args.bare_dtypes.split(",") if args.bare_dtypes else bare_dtypes(args)
+        [allocator] = bare_allocators(args)
         print(json.dumps(bare(str(model_dir), args.tokens, ints(args.bare_batch_sizes), ints(args.bare_threads),
-                              args.bare_seconds, args.device, dtypes)))
+                              args.bare_seconds, args.device, dtypes, allocator)))
         return None
 
     client_counts = ints(args.clients)
@@ -590,15 +691,16 @@ def main(argv: list[str] | None = None) -> dict | None:
                 row[kind], row["dtypes"][kind] = run_http(kind, args, model_dir, work,
                                                           offline_counts if kind == "offline" else client_counts)
         per_round.append(row)
+    paired = run_paired(args, model_dir, work, per_round, client_counts) if client_counts and args.paired_slices else None
     info["load_avg_at_end"] = os.getloadavg()
-    summary = summarise(per_round, client_counts)
+    summary = summarise(per_round, client_counts, paired)
     result = {
         "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "python -m evaluation.bench_service " + " ".join(argv if argv is not None else sys.argv[1:]),
         "model": ("none: the embedded default alone" if not client_counts else
                   "BLIP tiny (random weights)" if args.tiny else "BLIP-base (random weights, BlipConfig())"),
         "tokens": args.tokens, "rounds": args.rounds, "machine": info, "busy_note": args.busy_note,
-        "summary": summary, "per_round": per_round, "plan": the_plan,
+        "summary": summary, "per_round": per_round, "paired": paired, "plan": the_plan,
         "dtypes": {"naive": "float32", **{k: resolved_dtype(d, args.device) for k, d in service_kinds.items()},
                    "bare": bare_dtypes(args)} if client_counts else {},
         **{k: summary[k]["median"] for k in TARGETS if k in summary},

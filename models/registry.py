@@ -85,7 +85,7 @@ def load_drafter(model: str = OFFLINE, **options: Any) -> Drafter:
 
 
 def drafter_options(model: str, values: Mapping[str, Any]) -> dict[str, Any]:
-    """The generic drafter settings (revision, device, dtype, batch_size) the chosen backend takes."""
+    """The generic drafter settings (revision, device, dtype, batch_size, keep_freed_memory) the chosen backend takes."""
     return backend_class(model).options_from(values)
 
 

@@ -158,11 +158,12 @@ class TransformersDrafter(Drafter):
     ``prompt`` replaces the default instruction of a chat model, or is the text prompt of a
     captioner that takes one (a Florence-2 task token, a BLIP caption prefix). ``device`` and
     ``dtype`` default to the best available ("auto" means the same). ``local_files_only=None``
-    leaves the choice to transformers (HF_HUB_OFFLINE).
+    leaves the choice to transformers (HF_HUB_OFFLINE). ``keep_freed_memory``: on CPU, apply
+    ``models.allocator.keep_freed_memory`` to the process (the service does, by default).
     """
 
     requires = {"torch": "torch", "transformers": "transformers"}
-    settings_options = ("revision", "device", "dtype", "batch_size")
+    settings_options = ("revision", "device", "dtype", "batch_size", "keep_freed_memory")
 
     @classmethod
     def from_name(cls, name: str, **options) -> TransformersDrafter:
@@ -186,11 +187,16 @@ class TransformersDrafter(Drafter):
         local_files_only: bool | None = None,
         batch_size: int = 8,
         generation: dict | None = None,
+        keep_freed_memory: bool = False,
     ) -> None:
         if batch_size < 1 or (max_new_tokens is not None and max_new_tokens < 1):
             raise ValueError("batch_size and max_new_tokens must be at least 1")
         self._device = pick_device(device)
         self._dtype = pick_dtype(dtype, self._device)
+        if keep_freed_memory and self._device == "cpu":  # before the weights: they come from the same heaps
+            from models.allocator import keep_freed_memory as keep
+
+            keep()
         self._batch_size = batch_size
 
         commit, config, processor, self._tokenizer, self._image_processor, self._model = _load(

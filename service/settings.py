@@ -34,6 +34,11 @@ class Settings(BaseSettings):
         "CPUs with AMX-BF16 or AVX512-BF16 units, float32 elsewhere; float32 for exact float32.",
     )
     batch_size: int = Field(8, ge=1, le=256, description="Images per model call (the dynamic batcher's max batch).")
+    keep_freed_memory: bool = Field(
+        True, description="A local model on CPU: keep memory freed between layers in the process for reuse (glibc) "
+        "instead of handing it back to the OS, which page-faults and zeroes it again for the next layer; "
+        "RSS stays near its peak batch's. false: the C library's default.",
+    )
 
     max_chars: int = Field(125, ge=20, le=1000, description="Alt text length budget.")
     review_below: float = Field(0.5, ge=0.0, le=1.0, description="Confidence under which needs_review is set.")
@@ -155,7 +160,7 @@ class Settings(BaseSettings):
         from models.registry import drafter_options
 
         values = {"revision": self.model_revision, "device": self.device, "dtype": self.dtype,
-                  "batch_size": self.batch_size}
+                  "batch_size": self.batch_size, "keep_freed_memory": self.keep_freed_memory}
         return drafter_options(self.model, values)
 
     @property

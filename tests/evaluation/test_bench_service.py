@@ -12,7 +12,8 @@ def test_the_benchmark_runs_every_system_and_writes_its_ratios(tmp_path):
     bench_service.main(["--tiny", "--model-dir", str(tmp_path / "model"), "--out", str(out), "--rounds", "1",
                         "--clients", "1,2", "--requests", "3", "--duration-s", "5", "--tokens", "4",
                         "--bare-batch-sizes", "1,2", "--bare-threads", "1", "--bare-seconds", "0.2",
-                        "--offline-clients", "1", "--service-dtype", "auto,float32"])
+                        "--offline-clients", "1", "--service-dtype", "auto,float32",
+                        "--paired-slices", "2", "--paired-seconds", "0.5"])
     result = json.loads((out / "latest.json").read_text())
     for key in ("throughput_vs_naive_16", "p95_vs_naive_16", "service_vs_bare_model", "offline_images_per_s"):
         assert result[key] > 0, key
@@ -26,7 +27,10 @@ def test_the_benchmark_runs_every_system_and_writes_its_ratios(tmp_path):
             assert load["p50_s"] <= load["p95_s"] <= load["p99_s"] and load["peak_rss_mb"] > 0
     # Every image got exactly the forced number of new tokens, so compute is the same per image.
     assert {c["new_tokens"] for c in round_["bare"]["configs"]} == {4}
-    assert {(c["threads"], c["batch"]) for c in round_["bare"]["configs"]} == {(1, 1), (1, 2)}
+    # ... under the C library's allocator and the service's (ALTTEXT_KEEP_FREED_MEMORY), each in its own process
+    assert sorted((c["allocator"], c["dtype"], c["threads"], c["batch"]) for c in round_["bare"]["configs"]) == sorted(
+        (a, d, 1, b) for a in ("default", "keep_freed") for d in {"float32", bench_service.resolved_dtype("auto", "cpu")}
+        for b in (1, 2))
     # Every system's dtype is recorded: the naive app float32, the service what auto picks here
     # (as /ready reports it), service@float32 float32; baseline B sweeps float32 and the service's.
     auto = bench_service.resolved_dtype("auto", "cpu")
@@ -37,7 +41,22 @@ def test_the_benchmark_runs_every_system_and_writes_its_ratios(tmp_path):
     assert round_["service@float32"]["2"]["ok"] >= 3
     assert result["summary"]["service_float32_vs_naive_16"]["median"] > 0
     assert round_["offline"]["1"]["ok"] >= 3
+    # The service and the bare model's best configuration took turns (ABBA), and the headline
+    # ratio against the bare model is the median of those pairs; the rounds' ratio is kept beside.
+    paired = result["paired"]
+    best = round_["bare"]["best"]
+    assert paired["bare_config"] == {k: best[k] for k in ("dtype", "batch", "threads", "allocator")}
+    assert paired["clients"] == 2
+    assert [p["order"] for p in paired["pairs"]] == [["service", "bare"], ["bare", "service"]]
+    for pair in paired["pairs"]:
+        assert pair["service"]["ok"] >= 1 and pair["service"]["statuses"] == {"200": pair["service"]["ok"]}
+        assert pair["bare"]["new_tokens"] == 4 and pair["bare"]["images"] >= 2 * best["batch"]
+        assert pair["bare"]["minor_faults_per_image"] >= 0 and pair["service"]["server_minor_faults_per_image"] >= 0
+        assert pair["ratio"] == pair["service"]["images_per_s"] / pair["bare"]["images_per_s"]
+    assert result["service_vs_bare_model"] == paired["ratio"]["median"] == result["summary"]["service_vs_bare_model"]["median"]
+    assert result["summary"]["service_vs_bare_model_rounds"]["median"] > 0
     table = (out / "latest.md").read_text()
+    assert "in turns" in table and "| 2 | bare, service |" in table
     assert f"| service | {auto} | 2 |" in table and "| service@float32 | float32 | 2 |" in table
     assert "throughput_vs_naive_16" in table and "service_float32_vs_naive_16" in table
 

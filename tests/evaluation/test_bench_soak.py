@@ -73,11 +73,13 @@ def test_the_default_run_prints_a_bounded_plan_up_front(capsys):
     plan = result["plan"]
     # 3 rounds of naive and service at 1, 4, 16, 64 clients and the embedded default at 4 and 16;
     # the bare model at 2 batch sizes x 2 thread counts in float32, and again in the service's
-    # dtype where auto picks another (bfloat16 on a CPU with bf16 units).
+    # dtype where auto picks another (bfloat16 on a CPU with bf16 units), under two allocators;
+    # then 6 pairs of the service and the bare model in turns.
     dtypes = 1 if bench_service.resolved_dtype("auto", "cpu") == "float32" else 2
-    assert plan["http_loads"] == 3 * (4 + 4 + 2) and plan["per_round"]["bare"]["loads"] == 4 * dtypes
+    assert plan["http_loads"] == 3 * (4 + 4 + 2) + 6 and plan["per_round"]["bare"]["loads"] == 4 * dtypes * 2
+    assert plan["paired"]["loads"] == 6 and 0 < plan["paired"]["estimate_s"] < plan["paired"]["ceiling_s"]
     assert 0 < plan["estimate_s"] < plan["ceiling_s"] < 6 * 3600
-    assert text.startswith("plan: 3 rounds, 30 HTTP loads") and "estimate" in text and "ceiling" in text
+    assert text.startswith("plan: 3 rounds, 36 HTTP loads") and "in turns: 6 pairs" in text and "estimate" in text and "ceiling" in text
 
 
 def test_a_model_that_fails_to_load_stops_the_start_at_once(tmp_path):

@@ -61,7 +61,7 @@ def test_each_backend_takes_only_its_own_settings():
     assert Settings(model="offline", **values).drafter_options() == {}
     assert Settings(model="debug", **values).drafter_options() == {}
     assert Settings(model="org/captioner", **values).drafter_options() == {
-        "revision": "abc", "device": "cpu", "batch_size": 4}
+        "revision": "abc", "device": "cpu", "batch_size": 4, "keep_freed_memory": True}
 
 
 def test_the_contract_declares_capabilities_and_a_no_op_warm_up():

@@ -663,6 +663,17 @@ def test_the_drafter_runs_and_reports_the_dtype_auto_picked(saved, monkeypatch):
     assert load(saved["blip"], dtype="float32").capabilities.dtype == "float32"
 
 
+def test_keep_freed_memory_is_applied_on_cpu_only_when_asked(saved, monkeypatch):
+    from models import allocator
+
+    calls = []
+    monkeypatch.setattr(allocator, "keep_freed_memory", lambda: calls.append("kept") or True)
+    load(saved["blip"])
+    assert calls == []  # a library user's process keeps the C library's default
+    load(saved["blip"], keep_freed_memory=True)
+    assert calls == ["kept"]
+
+
 def test_families_come_from_the_config_not_the_name(saved, tmp_path):
     from models.transformers_backend import family_of
 
