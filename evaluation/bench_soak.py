@@ -13,7 +13,7 @@ size), at the end, and the slope of a least-squares line through the samples fro
 to the end, in MB per minute, with its standard error. The memory is "flat" when that slope is
 at most FLAT_FLOOR_MB_PER_MIN or FLAT_SHARE_PER_MIN of the warm RSS per minute, whichever is
 larger (see ``flat_threshold``).
-Writes ``soak.json`` (samples and summary) to ``--out`` (default evaluation/results/bench).
+Writes ``soak.json`` (``soak_blip.json`` for ``--model blip``; samples and summary) to ``--out`` (default evaluation/results/bench).
 
 ``--trace-memory`` runs the server with tracemalloc (evaluation/bench_traced.py): tracing starts
 when warm, and at the end the JSON gets the Python allocation sites made since then that are
@@ -178,7 +178,8 @@ def main(argv: list[str] | None = None) -> dict:
     if trace_file:
         out["trace_memory"] = json.loads(trace_file.read_text()) if trace_file.exists() else None
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "soak.json").write_text(json.dumps(out, indent=2) + "\n")
+    name = "soak.json" if args.model == "offline" else f"soak_{args.model}.json"  # one file per model, side by side
+    (args.out / name).write_text(json.dumps(out, indent=2) + "\n")
     print(line(out))
     return out
 
