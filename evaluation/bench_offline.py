@@ -49,7 +49,7 @@ if os.environ.get("BENCH_OFFLINE_CONFIGS"):
 
 
 def photos_without_text() -> list[Path]:
-    from evaluation.bench_service import PHOTOS_WITH_TEXT
+    from evaluation.bench_photos import PHOTOS_WITH_TEXT
 
     return [p for p in sorted(FIXTURES.glob("*.jpg")) if p.stem not in PHOTOS_WITH_TEXT]
 

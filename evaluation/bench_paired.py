@@ -102,7 +102,7 @@ def worker(model_dir: str, tokens: int, dtype: str, batch: int, threads: int, de
     from PIL import Image
     from transformers import BlipForConditionalGeneration, BlipProcessor
 
-    from evaluation.bench_service import photos
+    from evaluation.bench_photos import photos
 
     if allocator == "keep_freed":
         from models.allocator import keep_freed_memory

@@ -44,17 +44,13 @@ import time
 from collections import Counter
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from functools import lru_cache
 from pathlib import Path
 
 from evaluation.bench_paired import BARE_SLICE_SPARE_S, READY_S, BareTurns, in_turns
+from evaluation.bench_photos import photo, photos
 from evaluation.bench_server import free_port, rss_kb, running
 
 ROOT = Path(__file__).resolve().parents[1]
-PHOTOS = ROOT / "tests" / "fixtures" / "coco"
-# Shipped photos in which the embedded default reads text (a stop sign, a street sign). Its
-# throughput target is for photos without text, so its rows leave these out (checked in tests).
-PHOTOS_WITH_TEXT = frozenset({"000000122745", "000000226111"})
 ALTTEXT = str(Path(sys.executable).with_name("alttext"))
 SEP, EOS = 102, 2  # BLIP's text config: generate() stops on [SEP]; eos names an unused token
 
@@ -129,23 +125,6 @@ def measured_apart(module: str, *args: str, timeout_s: float = 1800) -> object:
     if out.returncode:
         raise RuntimeError(f"{module} {' '.join(args)} failed ({out.returncode}):\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def photos(n: int, *, without_text: bool = False) -> list[bytes]:
-    """``n`` distinct JPEGs: shipped photos with a unique trailing tag (decoders ignore it)."""
-    return [photo(i, without_text=without_text) for i in range(n)]
-
-
-def photo(i: int, *, without_text: bool = False) -> bytes:
-    """The ``i``-th shipped photo with a tag no other call gives, so no cache can answer it.
-    ``without_text``: only the photos in which the embedded default reads no text."""
-    files = _photo_bytes(without_text)
-    return files[i % len(files)] + f"alttext-bench-{i}-{time.time_ns()}".encode()
-
-
-@lru_cache(maxsize=2)
-def _photo_bytes(without_text: bool) -> tuple[bytes, ...]:
-    return tuple(f.read_bytes() for f in sorted(PHOTOS.glob("*.jpg")) if not (without_text and f.stem in PHOTOS_WITH_TEXT))
 
 
 def require_device(device: str) -> None:

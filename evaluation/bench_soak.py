@@ -32,7 +32,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from evaluation import bench_service
+from evaluation import bench_photos, bench_service
 from evaluation.bench_server import tree_rss_kb
 
 # Flat means: over the window after warm-up, RSS grows by at most the larger of these per minute.
@@ -125,7 +125,7 @@ def soak(url: str, pid: int, *, clients: int, seconds: float, every_s: float) ->
 
 
 def mean_upload_kb() -> float:
-    return statistics.mean(len(bench_service.photo(i)) for i in range(len(list(bench_service.PHOTOS.glob("*.jpg"))))) / 1024
+    return statistics.mean(len(bench_photos.photo(i)) for i in range(len(list(bench_photos.PHOTOS.glob("*.jpg"))))) / 1024
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -26,7 +26,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from evaluation.bench_service import ROOT, add_model_options, build_model, machine, measured_apart, model_dir_of, photos
+from evaluation.bench_photos import photos
+from evaluation.bench_service import ROOT, add_model_options, build_model, machine, measured_apart, model_dir_of
 
 
 def measure(model_dir: str, mode: str, calls: int, tokens: int) -> list[float]:

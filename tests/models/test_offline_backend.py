@@ -98,7 +98,7 @@ def test_page_text_does_not_steer_the_offline_draft(offline_drafter):
 def test_parallel_gated_drafts_equal_the_sequential_ungated_path(offline_drafter):
     """Several images in flight on worker threads (each with its own detector and reader)
     and the text gate change nothing: the same drafts as one image after the other."""
-    from evaluation.bench_service import PHOTOS_WITH_TEXT
+    from evaluation.bench_photos import PHOTOS_WITH_TEXT
     from models.offline.backend import OfflineDrafter
 
     ids = sorted(coco_references())
