@@ -90,13 +90,44 @@ def in_turns(service_slice, bare: BareTurns, *, slices: int, slice_s: float) -> 
             "ratio": {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios), "pairs": ratios}}
 
 
+def use_allocator(allocator: str) -> None:
+    """Run this process under ``allocator``: "default" (the C library's) or "keep_freed" (the
+    service's default, models.allocator). Process-wide, so each allocator needs its own process."""
+    if allocator == "keep_freed":
+        from models.allocator import keep_freed_memory
+
+        keep_freed_memory()
+
+
+def generate_for(model, pixels, tokens: int, seconds: float, device: str) -> dict:
+    """``generate`` on ``pixels`` again and again for at least ``seconds`` (and two calls), timed:
+    images, seconds, images/s, CPU ms and minor page faults per image of this process, and the
+    new tokens per image. The caller warms the model and holds torch.inference_mode."""
+    import resource
+
+    import torch
+
+    calls, start, cpu_start = 0, time.perf_counter(), time.process_time()
+    faults_start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    while calls < 2 or time.perf_counter() - start < seconds:
+        out = model.generate(pixel_values=pixels, max_new_tokens=tokens)
+        calls += 1
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()  # count only finished work
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_start
+    images = calls * len(pixels)
+    return {"images": images, "seconds": elapsed, "images_per_s": images / elapsed,
+            "cpu_ms_per_image": cpu * 1000 / images, "minor_faults_per_image": faults / images,
+            "new_tokens": int(out.shape[1]) - 1}
+
+
 def worker(model_dir: str, tokens: int, dtype: str, batch: int, threads: int, device: str,
            allocator: str = "default") -> None:
     """Load the model, warm it, say "ready", then for each line on stdin (seconds) run generate
     on a pre-decoded batch that long and print images/s, CPU ms and minor page faults per image
-    as one JSON line. ``allocator``: "default" or "keep_freed" (models.allocator), as in bench_service."""
+    as one JSON line. ``allocator``: as in ``use_allocator``."""
     import io
-    import resource
 
     import torch
     from PIL import Image
@@ -104,10 +135,7 @@ def worker(model_dir: str, tokens: int, dtype: str, batch: int, threads: int, de
 
     from evaluation.bench_photos import photos
 
-    if allocator == "keep_freed":
-        from models.allocator import keep_freed_memory
-
-        keep_freed_memory()
+    use_allocator(allocator)
     torch.set_num_threads(threads)
     processor = BlipProcessor.from_pretrained(model_dir)
     model = BlipForConditionalGeneration.from_pretrained(model_dir, dtype=getattr(torch, dtype)).to(device).eval()
@@ -117,20 +145,7 @@ def worker(model_dir: str, tokens: int, dtype: str, batch: int, threads: int, de
         model.generate(pixel_values=pixels, max_new_tokens=tokens)
         print(json.dumps({"ready": True}), flush=True)
         for line in sys.stdin:
-            seconds = float(line)
-            calls, start, cpu_start = 0, time.perf_counter(), time.process_time()
-            faults_start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-            while calls < 2 or time.perf_counter() - start < seconds:
-                out = model.generate(pixel_values=pixels, max_new_tokens=tokens)
-                calls += 1
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-            faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_start
-            images = calls * batch
-            print(json.dumps({"images": images, "seconds": elapsed, "images_per_s": images / elapsed,
-                              "cpu_ms_per_image": cpu * 1000 / images, "minor_faults_per_image": faults / images,
-                              "new_tokens": int(out.shape[1]) - 1}), flush=True)
+            print(json.dumps(generate_for(model, pixels, tokens, float(line), device)), flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -46,7 +46,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from evaluation.bench_paired import BARE_SLICE_SPARE_S, READY_S, BareTurns, in_turns
+from evaluation.bench_paired import BARE_SLICE_SPARE_S, READY_S, BareTurns, generate_for, in_turns, use_allocator
 from evaluation.bench_photos import photo, photos
 from evaluation.bench_server import free_port, rss_kb, running
 
@@ -150,14 +150,10 @@ def require_device(device: str) -> None:
 def bare(model_dir: str, tokens: int, batch_sizes: list[int], threads: list[int], seconds: float,
          device: str, dtypes: list[str] = ("float32",), allocator: str = "default") -> list[dict]:
     """images/s of generate() on pre-decoded tensors, per (dtype, batch size, threads), in this
-    process with ``allocator``: "default" (the C library's) or "keep_freed" (the service's
-    default, models.allocator)."""
+    process with ``allocator`` (bench_paired.use_allocator)."""
     import io
 
-    if allocator == "keep_freed":
-        from models.allocator import keep_freed_memory
-
-        keep_freed_memory()
+    use_allocator(allocator)
 
     import torch
     from PIL import Image
@@ -184,15 +180,9 @@ def _bare_rows(model, processor, pictures, tokens, batch_sizes, threads, seconds
             pixels = processor(images=pictures[:batch], return_tensors="pt")["pixel_values"].to(device, model.dtype)
             with torch.inference_mode():
                 model.generate(pixel_values=pixels, max_new_tokens=tokens)  # warm
-                calls, start = 0, time.perf_counter()
-                while calls < 2 or time.perf_counter() - start < seconds:
-                    out = model.generate(pixel_values=pixels, max_new_tokens=tokens)
-                    calls += 1
-                if device.startswith("cuda"):
-                    torch.cuda.synchronize()  # count only finished work
-                elapsed = time.perf_counter() - start
-            rows.append({"dtype": dtype, "threads": n_threads, "batch": batch, "images_per_s": calls * batch / elapsed,
-                         "new_tokens": int(out.shape[1]) - 1})
+                timed = generate_for(model, pixels, tokens, seconds, device)
+            rows.append({"dtype": dtype, "threads": n_threads, "batch": batch, "images_per_s": timed["images_per_s"],
+                         "new_tokens": timed["new_tokens"]})
     return rows
 
 
