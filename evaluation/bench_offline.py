@@ -12,8 +12,8 @@ are per process), alternating over ``--rounds``:
   object detector on OpenCV's DNN module, the classifier batched in torch, the full text
   reader and the face counter on every image;
 - ``after``: the defaults: one worker thread per usable core (each image's classes, objects
-  and faces, and its text as two tasks, every library on one thread), the detector's and the
-  classifier's networks on ONNX Runtime, the full text reader only where the gate finds text,
+  and faces, and its text as two tasks, every library on one thread), the detector's, the
+  classifier's and the face finder's networks on ONNX Runtime, the full text reader only where the gate finds text,
   faces only where no person is detected, on a copy at most 480 px on its long side.
 
 Each process drafts the timing photos (``--photos``, default the shipped COCO fixtures that

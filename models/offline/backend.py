@@ -61,8 +61,9 @@ class OfflineDrafter(Drafter):
         reader, and a batch of 8 images is 16 tasks). ``workers=0`` is the old path: one image after the
         other, each component with its own library's thread pool. ``text_gate``: run the
         full text reader only where a cheap check on a small copy finds text. ``engine``: "onnx"
-        (the object detector's and the classifier's networks on ONNX Runtime) or "classic" (as
-        before: the detector on OpenCV's DNN module, the classifier in torch). ``face_side``: faces are looked for on a copy
+        (the object detector's, the classifier's and the face finder's networks on ONNX Runtime) or
+        "classic" (as before: the detector on OpenCV's DNN module, the classifier in torch, faces in
+        yuface's library). ``face_side``: faces are looked for on a copy
         with this long side (None: full size)."""
         # yuface and onnxruntime start one OpenMP thread per core unless told otherwise.
         os.environ.setdefault("OMP_NUM_THREADS", str(min(4, os.cpu_count() or 1)))
@@ -120,7 +121,9 @@ class OfflineDrafter(Drafter):
     def face_counter(self):
         from models.offline.faces import FaceCounter
 
-        return FaceCounter(max_side=self.face_side)
+        # one ONNX Runtime thread per call with workers, as for the detector
+        return FaceCounter(max_side=self.face_side, engine="onnx" if self.engine == "onnx" else "library",
+                           threads=1 if self.workers else None)
 
     def warm_up(self) -> None:
         """Load every component now, in every worker thread too (the service calls this

@@ -16,17 +16,20 @@ import warnings
 _EXPORT = threading.Lock()  # torch's ONNX exporter keeps global state: one export at a time
 
 
-def session(module, example, *, threads: int | None, batch_axis: bool = False):
+def session(module, example, *, threads: int | None, batch_axis: bool = False, spatial_axes: bool = False):
     """An ONNX Runtime session running ``module`` (inputs named ``input``, outputs ``output0``...).
 
     ``threads``: intra-op threads per call, with no spinning pool (None: ONNX Runtime's default,
-    one thread per core). ``batch_axis``: the first dimension of input and outputs may vary."""
+    one thread per core). ``batch_axis``: the first dimension of input and outputs may vary.
+    ``spatial_axes``: the input's height and width may vary, and so the outputs' first dimension."""
     import torch
 
     with torch.no_grad():
         outputs = module(example)
     names = [f"output{i}" for i in range(len(outputs) if isinstance(outputs, tuple) else 1)]
     axes = {name: {0: "batch"} for name in ["input", *names]} if batch_axis else None
+    if spatial_axes:
+        axes = {"input": {2: "height", 3: "width"}} | {name: {0: "rows"} for name in names}
     buffer = io.BytesIO()
     with _EXPORT, torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's notes on constant shapes

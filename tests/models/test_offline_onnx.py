@@ -108,6 +108,30 @@ def test_the_object_detector_on_onnx_runtime_finds_what_opencv_finds():
         assert np.allclose([s for _, s, _ in found], [s for _, s, _ in expected], atol=1e-4)
 
 
+def test_the_face_network_on_onnx_runtime_gives_the_rows_the_library_gives():
+    """yuface's network rebuilt from its library's weights: every candidate the library reports
+    (score, box; before the counter's threshold) at the counter's size, at odd sizes (padded to
+    multiples of 32 by both) and on a tiny image, and the counter's faces are the same."""
+    from models.offline.faces import FaceCounter, _library, gil_free_detect
+    from models.offline.yunet_onnx import OnnxYuNet
+
+    library, network = gil_free_detect(), OnnxYuNet(_library(), threads=1)
+    photos = [coco_fixture(i) for i in sorted(coco_references())]
+    images = [np.ascontiguousarray(np.asarray(im)[:, :, ::-1])
+              for p in photos for im in (p, p.resize((480, 343)), p.resize((333, 251)), p.resize((20, 12)))]
+    candidates = 0
+    for bgr in images:
+        want = library(bgr)[:, :5]
+        assert np.array_equal(network.detect(bgr), want), bgr.shape
+        candidates += len(want)
+    assert candidates >= 15  # not a comparison of empty lists (20 on the shipped photos)
+    onnx, classic = FaceCounter(engine="onnx", threads=1), FaceCounter()
+    for photo in photos:
+        assert onnx.faces(photo) == classic.faces(photo)
+    with pytest.raises(ValueError, match="unknown face engine"):
+        FaceCounter(engine="opencv")
+
+
 # What the embedded default says about the shipped photos (recorded before the speed work of
 # this file; the same on main at 77e12d3). Speed work must leave these alone; a deliberate
 # change to the drafting rules updates them.
