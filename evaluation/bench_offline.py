@@ -105,7 +105,13 @@ def measure(config: str, paths: list[str], batch: int, components: bool) -> dict
               "ocr": _cpu_ms(drafter.reader.read, distinct),
               "faces": _cpu_ms(drafter.face_counter.faces, distinct)}
         if config == "after":
+            from models.offline.faces import FaceCounter
+
             ms["ocr_gate"] = _cpu_ms(drafter.reader.has_text, arrays)
+            # the same face search in yuface's own library, on the same copies, in this process:
+            # what running its network on ONNX Runtime saves, measured side by side
+            library = FaceCounter(max_side=drafter.face_side, engine="library")
+            ms["faces_in_yuface_library"] = _cpu_ms(library.faces, distinct)
         found = [(drafter.classifier.classify([im])[0], drafter.detector.detect(im), drafter.reader.read(im),
                   drafter.face_counter.faces(im)) for im in distinct]
         ms["describe"] = _cpu_ms(lambda args: describe(args[0], *args[1]), list(zip(distinct, found)))
