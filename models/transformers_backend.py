@@ -33,6 +33,7 @@ from transformers import (
 from transformers.models.auto.processing_auto import PROCESSOR_MAPPING
 from transformers.utils.hub import resolve_revision
 
+from models.allocator import trim_if_due
 from models.base import Capabilities, Drafter
 from models.draft import Draft, Evidence, ModelRef
 from models.errors import ModelLoadError
@@ -301,6 +302,7 @@ class TransformersDrafter(Drafter):
         for start in range(0, len(images), self._batch_size):
             end = start + self._batch_size
             drafts.extend(self._draft_batch(images[start:end], hints[start:end]))
+            trim_if_due()  # a no-op unless this process keeps freed memory (models/allocator.py)
         return drafts
 
     @torch.inference_mode()

@@ -37,7 +37,8 @@ class Settings(BaseSettings):
     keep_freed_memory: bool = Field(
         True, description="A local model on CPU: keep memory freed between layers in the process for reuse (glibc) "
         "instead of handing it back to the OS, which page-faults and zeroes it again for the next layer; "
-        "RSS stays near its peak batch's. false: the C library's default.",
+        "it is all handed back once a minute, so RSS swings between its peak batch's and what is in use. "
+        "false: the C library's default.",
     )
 
     max_chars: int = Field(125, ge=20, le=1000, description="Alt text length budget.")

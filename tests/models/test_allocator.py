@@ -63,3 +63,44 @@ def test_applied_once_and_false_without_glibc(monkeypatch):
     monkeypatch.setattr(allocator, "_mallopt_all", lambda: calls.append(1) or False)
     assert allocator.keep_freed_memory() is False and allocator.keep_freed_memory() is False
     assert calls == [1]
+
+
+# Memory kept by the policy goes back to the OS when a trim is due, and not before.
+TRIM = """
+import json, threading
+import torch
+from models.allocator import keep_freed_memory, trim_if_due
+
+def rss_mb():
+    with open("/proc/self/status") as f:
+        return int(next(line for line in f if line.startswith("VmRSS:")).split()[1]) // 1024
+
+keep_freed_memory()
+def layers():
+    for size in (40, 30, 20, 10):  # MB, freed in turn: holes of several sizes, as batches leave
+        kept = [torch.empty(size << 18).fill_(1.0) for _ in range(4)]
+        del kept
+thread = threading.Thread(target=layers)
+thread.start()
+thread.join()
+kept = rss_mb()
+not_yet = trim_if_due(every_s=3600)
+after_wait = rss_mb()
+trimmed = trim_if_due(every_s=0)
+print(json.dumps({"kept": kept, "not_yet": not_yet, "after_wait": after_wait, "trimmed": trimmed,
+                  "after_trim": rss_mb()}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_kept_memory_is_given_back_once_a_trim_is_due():
+    out = subprocess.run([sys.executable, "-c", TRIM], capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["not_yet"] is False and result["trimmed"] is True, result
+    assert result["after_wait"] >= result["kept"] - 10, result  # kept while no trim is due
+    assert result["after_trim"] < result["kept"] - 100, result  # 160 MB freed: most goes back
+
+
+def test_no_trim_without_the_policy(monkeypatch):
+    monkeypatch.setattr(allocator, "_applied", None)
+    assert allocator.trim_if_due(every_s=0) is False
