@@ -24,7 +24,7 @@ class FaceCounter:
                  threads: int | None = None) -> None:
         """``max_side``: larger images are searched on a copy with this long side (None: as they are).
         ``engine``: "library" (yuface's own C++) or "onnx" (its network and weights on ONNX Runtime,
-        ``models.offline.yunet_onnx``: the same rows, about 3.5x faster on one core of an AVX2 CPU).
+        ``models.offline.yunet_onnx``: the same rows, about 3x faster on one core of an AVX2 CPU).
         ``threads``: ONNX Runtime threads per call (None: its default)."""
         import yuface  # noqa: F401  (loads libfacedetection and its libgomp; fails here if missing)
 

@@ -7,7 +7,7 @@ this module reads them from the loaded library, rebuilds the network of ``object
 (libfacedetection's src/facedetectcnn-model.cpp) in torch, exports it to ONNX in memory once per
 process (``models.offline.ort``) and runs it there; ``detections`` is the library's decoding and
 ``detection_output`` (greedy NMS), in numpy. Same weights, same layers: the rows match the
-library's (tests/models/test_offline_faces.py compares them image by image).
+library's (tests/models/test_offline_onnx.py compares them image by image).
 """
 from __future__ import annotations
 
