@@ -30,6 +30,7 @@ import ctypes.util
 import logging
 import threading
 import time
+from functools import lru_cache
 
 log = logging.getLogger(__name__)
 
@@ -67,18 +68,27 @@ def trim_if_due(every_s: float = TRIM_EVERY_S) -> bool:
         if not _applied or time.monotonic() - _last_trim < every_s:
             return False
         _last_trim = time.monotonic()
-    ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)
+    _glibc().malloc_trim(0)
     return True
 
 
-def _mallopt_all() -> bool:
-    name = ctypes.util.find_library("c")
+@lru_cache(maxsize=1)
+def _glibc() -> ctypes.CDLL | None:
+    """The C library when it is glibc (musl and others have no such tunables), else None. Found
+    once: ``find_library`` runs ldconfig, which the model thread should not do every minute."""
     try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-        libc.gnu_get_libc_version  # glibc only: musl and others have no such tunables
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        libc.gnu_get_libc_version
     except (OSError, AttributeError, TypeError):
+        return None
+    return libc
+
+
+def _mallopt_all() -> bool:
+    libc = _glibc()
+    if libc is None:
         return False
+    mallopt = libc.mallopt
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     # mallopt answers 1 for a value taken. M_MMAP_MAX=0: no mmap for large blocks, which also
     # stops the threshold from moving; trimming only past TRIM_BYTES of unused top.
