@@ -61,8 +61,9 @@ def first_layer(weight: np.ndarray) -> np.ndarray:
 
 def build_torch(layers: list[tuple[np.ndarray, np.ndarray, bool]]):
     """A torch module: BGR image (1, 3, H, W) as floats 0-255, H and W multiples of ``PAD`` ->
-    cls, reg, kps, obj: each level's map flattened row by row, levels at strides 8, 16, 32
-    in turn (the library's blob2vector and concat3)."""
+    cls, reg, obj: each level's map flattened row by row, levels at strides 8, 16, 32 in turn
+    (the library's blob2vector and concat3). The landmark heads (layers 47-52) are left out:
+    faces are counted, their landmarks never read."""
     import torch
     import torch.nn.functional as F
 
@@ -94,11 +95,10 @@ def build_torch(layers: list[tuple[np.ndarray, np.ndarray, bool]]):
             fb2 = self.dp(F.interpolate(fb3, scale_factor=2.0, mode="nearest") + fb2, 25)
             fb1 = self.dp(F.interpolate(fb2, scale_factor=2.0, mode="nearest") + fb1, 23)
             levels = (fb1, fb2, fb3)
-            # head layers per level (stride 8, 16, 32): cls, reg, obj, kps
-            heads = {"cls": (29, 31, 33), "reg": (35, 37, 39), "obj": (41, 43, 45), "kps": (47, 49, 51)}
             out = []
-            for name in ("cls", "reg", "kps", "obj"):
-                maps = [self.dp(level, p, relu=False) for level, p in zip(levels, heads[name])]
+            # head layers per level (stride 8, 16, 32): cls, reg, obj
+            for heads in ((29, 31, 33), (35, 37, 39), (41, 43, 45)):
+                maps = [self.dp(level, p, relu=False) for level, p in zip(levels, heads)]
                 out.append(torch.cat([m.permute(0, 2, 3, 1).reshape(-1, m.shape[1]) for m in maps], 0))
             return tuple(out)
 
@@ -148,22 +148,19 @@ def detections(cls: np.ndarray, reg: np.ndarray, obj: np.ndarray, height: int, w
     if keep.size == 0:
         return np.zeros((0, 5), np.int16)
     points, strides = priors(height, width)
-    p, s, r = points[keep], strides[keep], reg[keep]
+    p, s, r, scores = points[keep], strides[keep], reg[keep], conf[keep]
     cx, cy = r[:, 0] * s + p[:, 0], r[:, 1] * s + p[:, 1]
     w, h = np.exp(r[:, 2]) * s, np.exp(r[:, 3]) * s
     half = np.float32(2.0)
     boxes = np.stack([cx - w / half, cy - h / half, cx + w / half, cy + h / half], axis=1).astype(np.float32)
-    order = keep[np.argsort(-conf[keep], kind="stable")][:TOP_K]
-    index = {k: i for i, k in enumerate(keep)}
     chosen: list[int] = []
-    for k in order:
-        box = boxes[index[k]]
-        if all(_overlap(boxes[index[j]], box) <= NMS_THRESHOLD for j in chosen):
-            chosen.append(k)
+    for i in np.argsort(-scores, kind="stable")[:TOP_K]:
+        if all(_overlap(boxes[j], boxes[i]) <= NMS_THRESHOLD for j in chosen):
+            chosen.append(i)
     rows = []
-    for k in chosen[:KEEP_TOP_K]:
-        x0, y0, x1, y1 = boxes[index[k]]
-        rows.append((int(conf[k] * np.float32(100.0)), int(x0), int(y0), int(x1 - x0), int(y1 - y0)))
+    for i in chosen[:KEEP_TOP_K]:
+        x0, y0, x1, y1 = boxes[i]
+        rows.append((int(scores[i] * np.float32(100.0)), int(x0), int(y0), int(x1 - x0), int(y1 - y0)))
     return np.array(rows, np.int16).reshape(-1, 5)
 
 
@@ -183,5 +180,5 @@ class OnnxYuNet:
         padded_h, padded_w = -(-height // PAD) * PAD, -(-width // PAD) * PAD
         blob = np.zeros((1, 3, padded_h, padded_w), np.float32)
         blob[0, :, :height, :width] = bgr.transpose(2, 0, 1)
-        cls, reg, kps, obj = self.session.run(None, {"input": blob})
+        cls, reg, obj = self.session.run(None, {"input": blob})
         return detections(cls, reg, obj, padded_h, padded_w, min_score)
